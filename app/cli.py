@@ -1,0 +1,185 @@
+"""The `mindrouter` command: serve, migrate, seed and account management from the shell.
+
+Every failure the operator can fix is one line on stderr (`mindrouter: ...`), never a traceback:
+exit status 2 for bad input (unknown role, duplicate user, missing user), 1 for the environment
+(database unreachable, unsafe production settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from core import accounts, migrations
+from core.config import Settings, get_settings
+from core.db import CONNECTION_ERRORS, Database, describe_location, unavailable
+from core.errors import ConfigError, DatabaseUnavailable, InvalidRequest, MindRouterError, NotFound
+from core.models import utcnow
+
+log = logging.getLogger('mindrouter')
+
+EXIT_BAD_INPUT = 2
+EXIT_ENVIRONMENT = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format='%(levelname)s %(name)s: %(message)s')
+    try:
+        result: int = args.handler(args, settings)
+        return result
+    except (InvalidRequest, NotFound) as exc:
+        return _fail(exc.message, EXIT_BAD_INPUT)
+    except MindRouterError as exc:
+        return _fail(exc.message, EXIT_ENVIRONMENT)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='mindrouter', description='MindRouter LLM gateway')
+    commands = parser.add_subparsers(required=True, metavar='COMMAND')
+
+    serve = commands.add_parser('serve', help='apply pending migrations, then serve the API and the web UI')
+    serve.add_argument('--host', help='interface to bind (default: HOST setting, 127.0.0.1)')
+    serve.add_argument('--port', type=int, help='port (default: PORT setting, 8000)')
+    serve.add_argument('--workers', type=int, default=1, help='API worker processes (more than 1 needs --no-ui)')
+    serve.add_argument('--no-ui', action='store_true', help='serve the API only, without the NiceGUI pages')
+    serve.set_defaults(handler=_serve)
+
+    migrate = commands.add_parser('migrate', help='apply pending database migrations')
+    migrate.set_defaults(handler=_migrate_command)
+
+    seed = commands.add_parser('seed', help='create the demo users (admin, faculty1, staff1, student1)')
+    seed.set_defaults(handler=_database_command(_seed))
+
+    create_user = commands.add_parser('create-user', help='create a user')
+    create_user.add_argument('username')
+    create_user.add_argument('--role', required=True, help='admin, faculty, staff or student')
+    create_user.add_argument('--password', help='web login password (default: a generated one, printed once)')
+    create_user.add_argument('--email')
+    create_user.add_argument('--full-name', default='')
+    create_user.set_defaults(handler=_database_command(_create_user))
+
+    create_key = commands.add_parser('create-key', help='create an API key and print it (only it) on stdout')
+    create_key.add_argument('username')
+    create_key.add_argument('--name', default='default', help='a label to tell keys apart')
+    create_key.add_argument('--expires-days', type=int, help='the key stops working after this many days')
+    create_key.set_defaults(handler=_database_command(_create_key))
+
+    list_keys = commands.add_parser('list-keys', help='list API keys (prefixes only; keys are never stored)')
+    list_keys.add_argument('username', nargs='?')
+    list_keys.set_defaults(handler=_database_command(_list_keys))
+
+    revoke_key = commands.add_parser('revoke-key', help='revoke an API key by id or display prefix')
+    revoke_key.add_argument('key', help='the id or the prefix that list-keys shows')
+    revoke_key.set_defaults(handler=_database_command(_revoke_key))
+    return parser
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    if args.workers > 1 and not args.no_ui:
+        raise ConfigError('--workers > 1 needs --no-ui: the web UI runs in exactly one process '
+                          '(run a separate `mindrouter serve` for it)')
+    settings.resolved_secret_key()  # in production: stop here, before anything starts, if it is unsafe
+    _upgrade(settings)
+    target = 'app.factory:create_api_app' if args.no_ui else 'main:create_app'
+    uvicorn.run(target, factory=True, host=args.host or settings.host, port=args.port or settings.port,
+                workers=args.workers, log_level=settings.log_level, access_log=settings.access_log)
+    return 0
+
+
+def _migrate_command(args: argparse.Namespace, settings: Settings) -> int:
+    _upgrade(settings)
+    print(f'database at {describe_location(settings.resolved_database_url)} is at revision '
+          f'{migrations.head_revision()}', file=sys.stderr)
+    return 0
+
+
+def _upgrade(settings: Settings) -> None:
+    url = settings.resolved_database_url
+    try:
+        migrations.upgrade(url)
+    except CONNECTION_ERRORS as exc:
+        raise unavailable(describe_location(url), exc) from exc
+
+
+Command = Callable[[argparse.Namespace, Database], Awaitable[int]]
+
+
+def _database_command(command: Command) -> Callable[[argparse.Namespace, Settings], int]:
+    """Run an async account command against a database whose schema is current."""
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        async def with_database() -> int:
+            database = Database.from_settings(settings)
+            try:
+                revision = await database.schema_revision()
+                if revision != migrations.head_revision():
+                    raise DatabaseUnavailable(f'the database at {database.location} is not migrated '
+                                              f'(revision {revision}): run `mindrouter migrate` first')
+                return await command(args, database)
+            finally:
+                await database.dispose()
+        return asyncio.run(with_database())
+    return run
+
+
+async def _seed(args: argparse.Namespace, database: Database) -> int:
+    async with database.session() as session:
+        created = await accounts.seed_demo_users(session)
+    print(f'created demo users: {", ".join(created)}' if created else 'demo users already exist', file=sys.stderr)
+    return 0
+
+
+async def _create_user(args: argparse.Namespace, database: Database) -> int:
+    password = args.password or accounts.generate_password()
+    async with database.session() as session:
+        user = await accounts.create_user(session, username=args.username, role=args.role, password=password,
+                                          email=args.email, full_name=args.full_name)
+    print(f'created user {user.username} ({args.role})', file=sys.stderr)
+    if not args.password:
+        print(f'generated password: {password}')
+    return 0
+
+
+async def _create_key(args: argparse.Namespace, database: Database) -> int:
+    if args.expires_days is not None and args.expires_days < 1:
+        raise InvalidRequest('--expires-days must be at least 1', param='expires-days')
+    expires = utcnow() + timedelta(days=args.expires_days) if args.expires_days else None
+    async with database.session() as session:
+        _, plaintext = await accounts.create_api_key(session, username=args.username, name=args.name,
+                                                     expires_at=expires)
+    print(plaintext)
+    return 0
+
+
+async def _list_keys(args: argparse.Namespace, database: Database) -> int:
+    async with database.session() as session:
+        if args.username:
+            await accounts.get_user(session, username=args.username)  # a typo is an error, not an empty list
+        keys = await accounts.list_api_keys(session, username=args.username)
+    print(f'{"ID":>5}  {"PREFIX":<12} {"OWNER":<16} {"NAME":<16} {"STATUS":<8} {"EXPIRES":<20} LAST USED')
+    for key, owner in keys:
+        expires = f'{key.expires_at:%Y-%m-%d %H:%M}' if key.expires_at else '-'
+        used = f'{key.last_used_at:%Y-%m-%d %H:%M:%S}' if key.last_used_at else 'never'
+        print(f'{key.id:>5}  {key.prefix:<12} {owner:<16} {key.name:<16} {key.status:<8} {expires:<20} {used}')
+    return 0
+
+
+async def _revoke_key(args: argparse.Namespace, database: Database) -> int:
+    async with database.session() as session:
+        key = await accounts.revoke_api_key(session, key_ref=args.key)
+    print(f'revoked key {key.id} ({key.prefix}...)', file=sys.stderr)
+    return 0
+
+
+def _fail(message: str, status: int) -> int:
+    print(f'mindrouter: {message}', file=sys.stderr)
+    return status

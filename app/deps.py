@@ -1,0 +1,35 @@
+"""Request dependencies: who is calling (API key), and the shared services the lifespan built."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from core.api_keys import ApiKeyAuthenticator, Principal
+from core.errors import PermissionDenied
+
+
+def presented_api_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer KEY` or `X-API-Key: KEY` (what the Anthropic SDK sends)."""
+    authorization = request.headers.get('authorization')
+    if authorization:
+        scheme, _, credentials = authorization.partition(' ')
+        if scheme.lower() == 'bearer' and credentials.strip():
+            return credentials.strip()
+    return request.headers.get('x-api-key') or None
+
+
+async def require_api_key(request: Request) -> Principal:
+    authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+    return await authenticator.authenticate(presented_api_key(request))
+
+
+async def require_admin(principal: Annotated[Principal, Depends(require_api_key)]) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied('This endpoint needs an administrator API key.')
+    return principal
+
+
+Caller = Annotated[Principal, Depends(require_api_key)]
+Admin = Annotated[Principal, Depends(require_admin)]

@@ -1,0 +1,20 @@
+"""create_api_app(): the FastAPI application with every HTTP surface, and no NiceGUI."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.errors import install_error_handlers
+from app.lifespan import lifespan
+from app.routers import fallback, health, openai
+from core import __version__
+
+
+def create_api_app() -> FastAPI:
+    app = FastAPI(title='MindRouter', version=__version__, lifespan=lifespan,
+                  description='One API (OpenAI, Ollama, Anthropic) over a cluster of Ollama and vLLM servers.')
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(openai.router)
+    fallback.install(app)  # last: answers only what no other route matched
+    return app

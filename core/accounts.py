@@ -1,0 +1,168 @@
+"""Account services: users, roles and API keys. Keyword-only, one session in, domain errors out."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.api_keys import Principal, PrincipalLoader
+from core.db import Database
+from core.errors import ApiKeyNotFound, DuplicateUser, InvalidRequest, UnknownRole, UserNotFound
+from core.models import ApiKey, ApiKeyStatus, Role, RoleName, User, utcnow
+from core.security import generate_api_key, hash_password_async, verify_password_async
+
+_USERNAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@-]{0,63}')
+_EMAIL = re.compile(r'[^@\s]+@[^@\s]+\.[^@\s]+')
+
+# The demo accounts `mindrouter seed` creates (documented in the README; never for production).
+DEMO_USERS: tuple[tuple[str, str, RoleName], ...] = (
+    ('admin', 'admin123', RoleName.admin),
+    ('faculty1', 'faculty123', RoleName.faculty),
+    ('staff1', 'staff123', RoleName.staff),
+    ('student1', 'student123', RoleName.student),
+)
+
+
+async def list_roles(session: AsyncSession) -> list[Role]:
+    return list(await session.exec(select(Role).order_by(col(Role.scheduler_weight).desc())))
+
+
+async def get_role(session: AsyncSession, *, name: str) -> Role:
+    role = (await session.exec(select(Role).where(Role.name == name))).first()
+    if role is None:
+        known = ', '.join(r.name for r in await list_roles(session))
+        raise UnknownRole(f'unknown role {name!r} (known roles: {known})', param='role')
+    return role
+
+
+async def get_user(session: AsyncSession, *, username: str) -> User:
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    if user is None:
+        raise UserNotFound(f'no user named {username!r}', param='username')
+    return user
+
+
+async def create_user(session: AsyncSession, *, username: str, role: str, password: str | None = None,
+                      email: str | None = None, full_name: str = '') -> User:
+    """Create a user; with no password the account can use API keys but not the web login."""
+    if not _USERNAME.fullmatch(username):
+        raise InvalidRequest(f'invalid username {username!r}: use 1-64 letters, digits, ".", "_", "-" or "@"',
+                             param='username')
+    if email is not None and not _EMAIL.fullmatch(email):
+        raise InvalidRequest(f'invalid email address {email!r}', param='email')
+    role_row = await get_role(session, name=role)
+    clash = (await session.exec(select(User).where(
+        or_(User.username == username, User.email == email) if email else User.username == username))).first()
+    if clash is not None:
+        what = f'username {username!r}' if clash.username == username else f'email {email!r}'
+        raise DuplicateUser(f'a user with {what} already exists', param='username')
+    assert role_row.id is not None
+    user = User(username=username, email=email, full_name=full_name, role_id=role_row.id,
+                password_hash=await hash_password_async(password) if password else None)
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError as exc:  # lost a race with another writer
+        await session.rollback()
+        raise DuplicateUser(f'a user with username {username!r} or that email already exists') from exc
+    await session.refresh(user)
+    return user
+
+
+async def authenticate_password(session: AsyncSession, *, username: str, password: str) -> User | None:
+    """The active user with this password, else None. Always costs one argon2 verify (no timing oracle)."""
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    ok = await verify_password_async(password, user.password_hash if user else None)
+    return user if ok and user is not None and user.is_active else None
+
+
+async def create_api_key(session: AsyncSession, *, username: str, name: str = 'default',
+                         expires_at: datetime | None = None) -> tuple[ApiKey, str]:
+    """A new key for the user: the row, and the plaintext (shown once, never stored)."""
+    user = await get_user(session, username=username)
+    assert user.id is not None
+    new_key = generate_api_key()
+    row = ApiKey(user_id=user.id, name=name, prefix=new_key.prefix, digest=new_key.digest, expires_at=expires_at)
+    session.add(row)
+    await session.commit()
+    await session.refresh(row)
+    return row, new_key.plaintext
+
+
+async def list_api_keys(session: AsyncSession, *, username: str | None = None) -> list[tuple[ApiKey, str]]:
+    """Keys with their owners' usernames, newest first."""
+    query = select(ApiKey, User.username).join(User).order_by(col(ApiKey.id).desc())
+    if username is not None:
+        query = query.where(User.username == username)
+    return [(key, owner) for key, owner in await session.exec(query)]
+
+
+async def revoke_api_key(session: AsyncSession, *, key_ref: str) -> ApiKey:
+    """Revoke a key by its id or its display prefix (what `list-keys` shows)."""
+    condition = ApiKey.id == int(key_ref) if key_ref.isdigit() else ApiKey.prefix == key_ref
+    matches = list(await session.exec(select(ApiKey).where(condition)))
+    if not matches:
+        raise ApiKeyNotFound(f'no API key with id or prefix {key_ref!r}', param='key')
+    if len(matches) > 1:
+        raise InvalidRequest(f'prefix {key_ref!r} matches {len(matches)} keys; revoke by id', param='key')
+    key = matches[0]
+    if key.status != ApiKeyStatus.revoked:
+        key.status = ApiKeyStatus.revoked
+        key.revoked_at = utcnow()
+        session.add(key)
+        await session.commit()
+        await session.refresh(key)
+    return key
+
+
+async def load_principal(session: AsyncSession, *, digest: str) -> Principal | None:
+    """Everything the request path needs about a key, in one indexed query."""
+    row = (await session.exec(
+        select(ApiKey, User, Role).join(User, col(ApiKey.user_id) == col(User.id))
+        .join(Role, col(User.role_id) == col(Role.id)).where(ApiKey.digest == digest))).first()
+    if row is None:
+        return None
+    key, user, role = row
+    assert key.id is not None and user.id is not None
+    expires = key.expires_at.timestamp() if key.expires_at else None
+    return Principal(key_id=key.id, key_status=key.status, key_expires_at=expires, user_id=user.id,
+                     username=user.username, user_active=user.is_active, role=role.name, is_admin=role.is_admin,
+                     scheduler_weight=role.scheduler_weight)
+
+
+async def record_key_usage(session: AsyncSession, *, last_used: Mapping[int, datetime]) -> None:
+    """Write last-used times collected in memory; one statement per key, one transaction."""
+    for key_id, when in last_used.items():
+        await session.exec(update(ApiKey).where(col(ApiKey.id) == key_id).values(last_used_at=when))
+    await session.commit()
+
+
+async def seed_demo_users(session: AsyncSession) -> list[str]:
+    """Create the demo accounts that are missing; returns the usernames created."""
+    created = []
+    for username, password, role in DEMO_USERS:
+        exists = (await session.exec(select(User.id).where(User.username == username))).first()
+        if exists is None:
+            await create_user(session, username=username, role=role, password=password,
+                              email=f'{username}@example.edu', full_name=username.capitalize())
+            created.append(username)
+    return created
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def principal_loader(database: Database) -> PrincipalLoader:
+    """The authenticator's database lookup: one short session per cache miss."""
+    async def load(digest: str) -> Principal | None:
+        async with database.session() as session:
+            return await load_principal(session, digest=digest)
+    return load

@@ -1,0 +1,103 @@
+"""Settings, read once from the environment (and `.env`).
+
+Every field here is documented with its default in `.env.example`; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+log = logging.getLogger('mindrouter.config')
+
+MIN_SECRET_LENGTH = 32
+# Values people paste from examples; refusing them in production is cheap insurance.
+_PLACEHOLDER_SECRETS = {'changeme', 'change-me', 'changethis', 'secret', 'dev', 'development', 'your-secret-key'}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file='.env', env_file_encoding='utf-8', extra='ignore')
+
+    mindrouter_env: Literal['development', 'production'] = 'development'
+    data_dir: Path = Path('data')
+    database_url: str = ''  # empty: SQLite file in data_dir
+    secret_key: str = ''  # empty in development: generated once and kept in data_dir
+    redis_url: str = ''  # empty: single-process, in-memory state
+    artifact_storage_path: Path | None = None  # None: data_dir / 'artifacts'
+    scheduler_fairness_window: int = Field(default=300, ge=1)
+    host: str = '127.0.0.1'
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal['debug', 'info', 'warning', 'error'] = 'info'
+    access_log: bool = False  # per-request access lines cost CPU on the hot path; the audit log records requests
+    api_key_cache_ttl: float = Field(default=3.0, gt=0, le=5.0)
+    api_key_usage_flush_interval: float = Field(default=30.0, gt=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=20, ge=0)
+    db_pool_recycle: int = Field(default=1800, ge=1)
+
+    @property
+    def is_production(self) -> bool:
+        return self.mindrouter_env == 'production'
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f'sqlite+aiosqlite:///{(self.data_dir / "mindrouter.db").as_posix()}'
+
+    @property
+    def resolved_artifact_path(self) -> Path:
+        return self.artifact_storage_path or self.data_dir / 'artifacts'
+
+    def resolved_secret_key(self) -> str:
+        """The secret that signs sessions: configured, or (development only) generated once per data folder."""
+        if self.is_production:
+            _require_strong_secret(self.secret_key)
+            return self.secret_key
+        if self.secret_key:
+            return self.secret_key
+        return _development_secret(self.data_dir)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()
+
+
+def _require_strong_secret(secret: str) -> None:
+    if not secret:
+        raise ConfigError('SECRET_KEY is required when MINDROUTER_ENV=production')
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f'SECRET_KEY is too short for production ({len(secret)} < {MIN_SECRET_LENGTH} characters)')
+    if secret.lower() in _PLACEHOLDER_SECRETS or len(set(secret)) < 8:
+        raise ConfigError('SECRET_KEY looks like a placeholder; generate one with: python -c '
+                          '"import secrets; print(secrets.token_urlsafe(48))"')
+
+
+def _development_secret(data_dir: Path) -> str:
+    path = data_dir / 'secret_key'
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once must not overwrite each other's secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, 'w') as file:
+        file.write(secret + '\n')
+    log.warning('SECRET_KEY is not set: generated one and saved it to %s (set SECRET_KEY in production)', path)
+    return secret

@@ -1,0 +1,29 @@
+"""All tables, imported here so `SQLModel.metadata` (and Alembic) sees every one of them."""
+
+from core.models.accounts import (
+    ApiKey,
+    ApiKeyPublic,
+    ApiKeyStatus,
+    Role,
+    RoleName,
+    RolePublic,
+    User,
+    UserPublic,
+)
+from core.models.base import utcnow
+from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
+
+__all__ = [
+    'ApiKey',
+    'ApiKeyPublic',
+    'ApiKeyStatus',
+    'QuotaOverride',
+    'QuotaRequest',
+    'QuotaRequestStatus',
+    'Role',
+    'RoleName',
+    'RolePublic',
+    'User',
+    'UserPublic',
+    'utcnow',
+]

@@ -1,0 +1,42 @@
+"""Composition root: the API app with the NiceGUI pages mounted on it, and the `mindrouter` CLI.
+
+`python main.py [serve options]` is `mindrouter serve [serve options]`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from fastapi import FastAPI
+
+from app.cli import main as cli
+from core.config import get_settings
+
+__all__ = ['cli', 'create_app']
+
+
+def create_app() -> FastAPI:
+    """The API (every router) with NiceGUI mounted last, so that no page can shadow an API route."""
+    settings = get_settings()
+    # NiceGUI reads its storage folder at import time: keep it with the rest of our data.
+    os.environ.setdefault('NICEGUI_STORAGE_PATH', str((settings.data_dir / 'nicegui').resolve()))
+
+    from nicegui import ui
+
+    import pages
+    from app.factory import create_api_app
+
+    api = create_api_app()
+    pages.register_all()
+    ui.run_with(api, title='MindRouter', favicon='🧭', dark=None, show_welcome_message=False,
+                storage_secret=settings.resolved_secret_key(),
+                session_middleware_kwargs={'https_only': settings.is_production, 'same_site': 'lax'})
+    return api
+
+
+if __name__ == '__main__':
+    if os.environ.get('NICEGUI_USER_SIMULATION'):
+        create_app()  # NiceGUI's test fixture runs this file and drives the pages itself
+    else:
+        sys.exit(cli(['serve', *sys.argv[1:]]))
