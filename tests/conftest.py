@@ -1,0 +1,108 @@
+"""Shared fixtures: an isolated data folder per test, and databases on SQLite and (when present) MariaDB.
+
+MariaDB runs when TEST_MARIADB_URL is set or a server answers on 127.0.0.1:3306. Under CI (CI=true) a
+missing MariaDB fails the run instead of skipping: CI must exercise the production database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+from sqlalchemy.engine import make_url
+
+from core import migrations
+from core.config import reset_settings
+from core.db import Database, dispose_database
+
+pytest_plugins = ['nicegui.testing.user_plugin']
+
+_SETTINGS_ENV = ('DATABASE_URL', 'SECRET_KEY', 'REDIS_URL', 'MINDROUTER_ENV', 'ARTIFACT_STORAGE_PATH', 'DATA_DIR')
+
+
+@pytest.fixture(autouse=True)
+async def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Path]:
+    """Each test gets its own data folder and default settings, whatever the developer's shell exports,
+    and no process-wide database survives into the next test."""
+    for name in _SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    data_dir = tmp_path / 'data'
+    monkeypatch.setenv('DATA_DIR', str(data_dir))
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repository
+    reset_settings()
+    yield data_dir
+    await dispose_database()
+    reset_settings()
+
+
+@pytest.fixture(params=['sqlite', pytest.param('mariadb', marks=pytest.mark.mariadb)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database on each backend."""
+    if request.param == 'sqlite':
+        yield f'sqlite+aiosqlite:///{tmp_path / "test.db"}'
+        return
+    server = mariadb_server_url()
+    name = f'mrtest_{uuid.uuid4().hex[:12]}'
+    _mariadb_admin(server, f'CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _mariadb_admin(server, f'DROP DATABASE IF EXISTS `{name}`')
+
+
+@pytest.fixture
+def configured_url(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The empty database, with the settings (DATABASE_URL) pointing at it."""
+    monkeypatch.setenv('DATABASE_URL', database_url)
+    reset_settings()
+    return database_url
+
+
+@pytest.fixture
+def migrated_url(configured_url: str) -> str:
+    """The configured database, at the head revision."""
+    migrations.upgrade(configured_url)
+    return configured_url
+
+
+@pytest.fixture
+async def database(migrated_url: str) -> AsyncIterator[Database]:
+    db = Database(migrated_url)
+    yield db
+    await db.dispose()
+
+
+def mariadb_server_url() -> str:
+    """The MariaDB server for tests (no database part), or skip / fail as documented above."""
+    url = os.environ.get('TEST_MARIADB_URL')
+    if url:
+        return url
+    if _port_open('127.0.0.1', 3306):
+        return 'mysql+aiomysql://root@127.0.0.1:3306'
+    if os.environ.get('CI'):
+        pytest.fail('MariaDB is not reachable on 127.0.0.1:3306 and TEST_MARIADB_URL is unset; CI must test on it')
+    pytest.skip('MariaDB not available (set TEST_MARIADB_URL or start a server on 127.0.0.1:3306)')
+
+
+def _mariadb_admin(server_url: str, statement: str) -> None:
+    url = make_url(server_url)
+    connection = pymysql.connect(host=url.host or '127.0.0.1', port=url.port or 3306, user=url.username or 'root',
+                                 password=url.password or '', autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
