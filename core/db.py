@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.config import Settings, get_settings
@@ -46,6 +46,15 @@ class Database:
         try:
             async with self._sessions() as session:
                 yield session
+        except CONNECTION_ERRORS as exc:
+            raise unavailable(self.location, exc) from exc
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for hot-path reads; connection failures become DatabaseUnavailable."""
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
         except CONNECTION_ERRORS as exc:
             raise unavailable(self.location, exc) from exc
 

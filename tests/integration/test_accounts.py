@@ -53,7 +53,7 @@ async def test_keys_resolve_to_their_owner_and_role(database: Database) -> None:
     async with database.session() as session:
         await accounts.create_user(session, username='alice', role='faculty')
         row, plaintext = await accounts.create_api_key(session, username='alice', name='laptop')
-        principal = await accounts.load_principal(session, digest=api_key_digest(plaintext))
+    principal = await accounts.principal_loader(database)(api_key_digest(plaintext))
 
     assert principal is not None
     assert (principal.key_id, principal.username, principal.role) == (row.id, 'alice', 'faculty')
@@ -89,7 +89,7 @@ async def test_expiry_and_last_use_round_trip_as_utc(database: Database) -> None
         await accounts.record_key_usage(session, last_used={row.id: expires - timedelta(days=1)})
     async with database.session() as session:
         [(key, owner)] = await accounts.list_api_keys(session, username='alice')
-        principal = await accounts.load_principal(session, digest=api_key_digest(plaintext))
+    principal = await accounts.principal_loader(database)(api_key_digest(plaintext))
 
     assert owner == 'alice'
     assert key.expires_at is not None and abs((key.expires_at - expires).total_seconds()) < 1
