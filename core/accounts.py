@@ -17,7 +17,7 @@ from core.api_keys import Principal, PrincipalLoader
 from core.db import Database
 from core.errors import ApiKeyNotFound, DuplicateUser, InvalidRequest, UnknownRole, UserNotFound
 from core.models import ApiKey, ApiKeyStatus, Role, RoleName, User, utcnow
-from core.security import generate_api_key, hash_password_async, verify_password_async
+from core.security import digests_match, generate_api_key, hash_password_async, verify_password_async
 
 _USERNAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@-]{0,63}')
 _EMAIL = re.compile(r'[^@\s]+@[^@\s]+\.[^@\s]+')
@@ -130,8 +130,9 @@ def principal_loader(database: Database) -> PrincipalLoader:
     path whenever the key cache misses.
     """
     query = (
-        sa_select(col(ApiKey.id), col(ApiKey.status), col(ApiKey.expires_at), col(User.id), col(User.username),
-                  col(User.is_active), col(Role.name), col(Role.is_admin), col(Role.scheduler_weight))
+        sa_select(col(ApiKey.digest), col(ApiKey.id), col(ApiKey.status), col(ApiKey.expires_at), col(User.id),
+                  col(User.username), col(User.is_active), col(Role.name), col(Role.is_admin),
+                  col(Role.scheduler_weight))
         .join(User, col(ApiKey.user_id) == col(User.id))
         .join(Role, col(User.role_id) == col(Role.id))
         .where(col(ApiKey.digest) == bindparam('digest'))
@@ -142,7 +143,11 @@ def principal_loader(database: Database) -> PrincipalLoader:
             row = (await conn.execute(query, {'digest': digest})).first()
         if row is None:
             return None
-        key_id, status, expires_at, user_id, username, active, role, is_admin, weight = row
+        stored, key_id, status, expires_at, user_id, username, active, role, is_admin, weight = row
+        # MariaDB's default collations compare case-insensitively and ignore trailing spaces: insist on
+        # the exact bytes, in constant time.
+        if not digests_match(stored, digest):
+            return None
         assert key_id is not None and user_id is not None  # primary keys
         expires = expires_at.timestamp() if expires_at else None
         return Principal(key_id=key_id, key_status=status, key_expires_at=expires, user_id=user_id, username=username,
