@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     access_log: bool = False  # per-request access lines cost CPU on the hot path; the audit log records requests
     api_key_cache_ttl: float = Field(default=3.0, gt=0, le=5.0)
     api_key_usage_flush_interval: float = Field(default=30.0, gt=0)
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # larger bodies get 413
+    backend_connect_timeout: float = Field(default=5.0, gt=0)
+    backend_read_timeout: float = Field(default=600.0, gt=0)  # never shorter than a cold model load
+    backend_max_attempts: int = Field(default=3, ge=1, le=10)  # backends tried before the first byte
+    queue_timeout: float = Field(default=120.0, gt=0)  # seconds a request waits for a free backend slot
+    backend_check_interval: float = Field(default=30.0, gt=0)  # model discovery and health, per backend
+    registry_reload_interval: float = Field(default=5.0, gt=0)  # re-read backends registered elsewhere
+    audit_log_prompts: bool = True
+    audit_log_responses: bool = True
+    audit_flush_interval: float = Field(default=1.0, gt=0)
+    audit_batch_size: int = Field(default=500, ge=1)
+    audit_buffer_limit: int = Field(default=50_000, ge=100)  # records kept in memory during a database outage
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
     db_pool_recycle: int = Field(default=1800, ge=1)

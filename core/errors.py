@@ -5,12 +5,16 @@
     ├── DatabaseUnavailable          the database cannot be reached
     ├── InvalidRequest               400: bad input, names the parameter
     │   ├── UnknownRole
-    │   └── DuplicateUser
+    │   ├── DuplicateUser
+    │   └── RequestTooLarge          413
     ├── AuthenticationFailed         401: missing, invalid, revoked or expired API key
     ├── PermissionDenied             403: authenticated, but not allowed
-    └── NotFound                     404
-        ├── UserNotFound
-        └── ApiKeyNotFound
+    ├── NotFound                     404
+    │   ├── UserNotFound
+    │   ├── ApiKeyNotFound
+    │   └── ModelNotFound
+    ├── BackendUnavailable           503: no backend can take the request
+    └── UpstreamError                the engine's own error: 4xx passed on, anything else 502
 """
 
 from __future__ import annotations
@@ -73,3 +77,33 @@ class UserNotFound(NotFound):
 
 class ApiKeyNotFound(NotFound):
     code = 'api_key_not_found'
+
+
+class ModelNotFound(NotFound):
+    code = 'model_not_found'
+
+
+class RequestTooLarge(InvalidRequest):
+    status_code = 413
+    code = 'request_too_large'
+
+
+class BackendUnavailable(MindRouterError):
+    """No backend can take the request now (none healthy, all full past the queue timeout, all failed)."""
+
+    status_code = 503
+    error_type = 'server_error'
+    code = 'backend_unavailable'
+
+
+class UpstreamError(MindRouterError):
+    """The engine answered with an error; `status_code` is what the client gets (4xx passed on, else 502)."""
+
+    error_type = 'server_error'
+    code = 'upstream_error'
+
+    def __init__(self, message: str, *, status_code: int = 502, param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.status_code = status_code
+        if 400 <= status_code < 500:
+            self.error_type = 'invalid_request_error'

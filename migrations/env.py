@@ -2,16 +2,19 @@
 
 import asyncio
 from logging.config import fileConfig
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 import core.models  # noqa: F401  (registers every table on SQLModel.metadata)
 from core.config import get_settings
 from core.db import prepare_url
+from core.models.base import UtcDateTime
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get('configure_logging', True):
@@ -24,12 +27,22 @@ def _url() -> str:
     return config.attributes.get('database_url') or get_settings().resolved_database_url
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render our column types as plain SQLAlchemy ones, so revisions never import application code."""
+    if type_ == 'type' and isinstance(obj, UtcDateTime):
+        return 'sa.DateTime()'
+    if type_ == 'type' and isinstance(obj, AutoString):
+        return f'sa.String(length={obj.length})' if obj.length else 'sa.String()'
+    return False
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == 'sqlite',  # SQLite cannot ALTER most things in place
         compare_type=True,
+        render_item=_render_item,
     )
 
 

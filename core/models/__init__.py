@@ -10,6 +10,8 @@ from core.models.accounts import (
     User,
     UserPublic,
 )
+from core.models.audit import RequestLog
+from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, Engine
 from core.models.base import utcnow
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
 
@@ -17,9 +19,15 @@ __all__ = [
     'ApiKey',
     'ApiKeyPublic',
     'ApiKeyStatus',
+    'Backend',
+    'BackendBase',
+    'BackendModel',
+    'BackendStatus',
+    'Engine',
     'QuotaOverride',
     'QuotaRequest',
     'QuotaRequestStatus',
+    'RequestLog',
     'Role',
     'RoleName',
     'RolePublic',

@@ -1,0 +1,133 @@
+"""The audit trail's writer: requests hand it a record and move on; it inserts rows in batches.
+
+A slow or absent database slows nobody's tokens: records wait in a bounded buffer (oldest dropped, and
+counted, only if the buffer fills during a long outage), are retried while the database is away, and
+the buffer is flushed at clean shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from sqlalchemy import insert
+
+from core.db import Database
+from core.errors import DatabaseUnavailable
+from core.models import RequestLog, utcnow
+
+log = logging.getLogger('mindrouter.audit')
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    request_id: str
+    endpoint: str
+    status: str  # completed | failed | cancelled | rejected
+    http_status: int
+    model: str = ''
+    user_id: int | None = None
+    api_key_id: int | None = None
+    backend_id: int | None = None
+    backend_name: str | None = None
+    stream: bool = False
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    queue_ms: float = 0.0
+    ttft_ms: float | None = None
+    total_ms: float = 0.0
+    client_ip: str | None = None
+    user_agent: str | None = None
+    prompt: str | None = None
+    response: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    completed_at: datetime | None = None
+
+
+class AuditWriter:
+    def __init__(self, database: Database, *, interval: float = 1.0, batch_size: int = 500,
+                 buffer_limit: int = 50_000) -> None:
+        self._database = database
+        self._interval = interval
+        self._batch_size = batch_size
+        self._buffer: deque[AuditRecord] = deque(maxlen=buffer_limit)
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self.dropped = 0  # records lost because the buffer overflowed during an outage
+        self.written = 0
+
+    def submit(self, record: AuditRecord) -> None:
+        """Queue a record. Never blocks and never raises: the request path calls it."""
+        if len(self._buffer) == self._buffer.maxlen:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error('audit buffer full (%d records): dropped %d oldest records so far',
+                          len(self._buffer), self.dropped)
+        self._buffer.append(record)
+        if len(self._buffer) >= self._batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name='audit-writer')
+
+    async def stop(self) -> None:
+        """Stop the loop and write everything still buffered (one last try if the database is down)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        while self._buffer:
+            if not await self.flush():
+                log.error('audit: %d records could not be written at shutdown', len(self._buffer))
+                return
+
+    async def flush(self) -> bool:
+        """Write one batch; False when the database refused it (the batch stays buffered)."""
+        if not self._buffer:
+            return True
+        batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
+        try:
+            await self._insert(batch)
+        except DatabaseUnavailable as exc:
+            self._buffer.extendleft(reversed(batch))
+            log.warning('audit: database unavailable, %d records buffered: %s', len(self._buffer), exc.message)
+            return False
+        except Exception:
+            # One bad row must not block the rest (nor the writer): retry one by one, drop only the culprits.
+            log.exception('audit: batch of %d rejected; retrying row by row', len(batch))
+            for record in batch:
+                try:
+                    await self._insert([record])
+                except DatabaseUnavailable:
+                    self._buffer.appendleft(record)
+                    return False
+                except Exception:
+                    self.dropped += 1
+                    log.exception('audit: dropped record %s', record.request_id)
+            return True
+        return True
+
+    async def _insert(self, records: list[AuditRecord]) -> None:
+        async with self._database.connect() as conn:
+            await conn.execute(insert(RequestLog), [asdict(record) for record in records])
+            await conn.commit()
+        self.written += len(records)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+            while self._buffer:
+                if not await self.flush():
+                    break  # database away: wait for the next tick

@@ -1,0 +1,234 @@
+"""The gateway: pick a backend, translate, send, fail over before the first byte, time everything.
+
+Non-streaming calls return a `Completion`; streaming calls return an open `UpstreamStream` whose first
+deltas have already arrived (so that a backend failing before its first byte can still be replaced by
+another one), and which the caller must `close()` on every exit path — that frees the slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+
+from core.errors import BackendUnavailable, ModelNotFound, UpstreamError
+from core.gateway.engines import EngineAdapter
+from core.gateway.upstream import UpstreamPool
+from core.registry.view import BackendState, RegistryView
+from core.routing import BackendPicker, Slot
+from core.translate.canonical import ChatRequest, ChatResponse, Delta, EmbeddingRequest, EmbeddingResponse, Usage
+from core.translate.streaming import EngineStreamError, StreamParser
+
+log = logging.getLogger('mindrouter.gateway')
+
+T = TypeVar('T')
+
+# Failures where the engine cannot have produced anything for the client: safe to try another backend.
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+              httpx.WriteError)
+
+
+class StreamBroken(Exception):
+    """The engine failed after the first byte: the client gets its dialect's error event."""
+
+
+@dataclass(slots=True)
+class Timing:
+    queue_ms: float = 0.0
+    backend_ms: float = 0.0  # time spent waiting on the engine (for streams: until its first chunk)
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class Completion:
+    response: ChatResponse
+    backend: BackendState
+    timing: Timing
+
+
+@dataclass(slots=True)
+class Embeddings:
+    response: EmbeddingResponse
+    backend: BackendState
+    timing: Timing
+
+
+@dataclass(slots=True, eq=False)
+class UpstreamStream:
+    """An engine stream in flight. Iterate `deltas()`, then read `complete`, `usage`, `finish_reason`."""
+
+    backend: BackendState
+    timing: Timing
+    _slot: Slot
+    _response: httpx.Response
+    _chunks: AsyncIterator[bytes]
+    _parser: StreamParser
+    _first: list[Delta]
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    text: list[str] = field(default_factory=list)  # the answer, for the audit trail
+
+    async def deltas(self) -> AsyncIterator[Delta]:
+        for delta in self._first:
+            yield self._note(delta)
+        self._first = []
+        try:
+            async for chunk in self._chunks:
+                for delta in self._parser.feed(chunk):
+                    yield self._note(delta)
+        except httpx.HTTPError as exc:
+            raise StreamBroken(f'the backend connection failed mid-answer ({exc.__class__.__name__})') from exc
+        except EngineStreamError as exc:  # the engine's own error event
+            raise StreamBroken(exc.message) from exc
+
+    @property
+    def complete(self) -> bool:
+        return self._parser.done
+
+    def release(self) -> None:
+        """Free the slot now (synchronous: safe in any cleanup path, even a cancelled one)."""
+        self._slot.release()
+
+    async def close(self) -> None:
+        self._slot.release()
+        await self._response.aclose()  # an unfinished body closes the connection: the engine stops generating
+
+    def _note(self, delta: Delta) -> Delta:
+        if delta.content:
+            self.text.append(delta.content)
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+        if delta.usage is not None:
+            self.usage = delta.usage
+        return delta
+
+
+class Gateway:
+    def __init__(self, *, registry: RegistryView, picker: BackendPicker, upstream: UpstreamPool,
+                 adapters: Callable[[str], EngineAdapter], max_attempts: int = 3) -> None:
+        self._registry = registry
+        self._picker = picker
+        self._upstream = upstream
+        self._adapters = adapters
+        self._max_attempts = max_attempts
+
+    def resolve(self, model: str) -> str:
+        """The served model name, or ModelNotFound (404 in the caller's dialect)."""
+        name = self._registry.resolve(model)
+        if name is None:
+            raise ModelNotFound(f"The model '{model}' is not served by any backend.", param='model')
+        return name
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        response, backend, timing = await self._call(
+            request.model, lambda adapter: adapter.chat_request(request),
+            lambda adapter, body: adapter.parse_chat_response(body))
+        return Completion(response, backend, timing)
+
+    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+        response, backend, timing = await self._call(
+            request.model, lambda adapter: adapter.embed_request(request),
+            lambda adapter, body: adapter.parse_embed_response(body, request.model))
+        return Embeddings(response, backend, timing)
+
+    async def _call(self, model: str, build: Callable[[EngineAdapter], tuple[str, dict[str, Any]]],
+                    parse: Callable[[EngineAdapter, dict[str, Any]], T]) -> tuple[T, BackendState, Timing]:
+        """One non-streaming exchange, failing over to another backend on errors before any answer."""
+        timing = Timing()
+        tried: set[int] = set()
+        last_error = ''
+        while timing.attempts < self._max_attempts:
+            slot = await self._acquire(model, tried, timing)
+            try:  # every exit releases the slot (release is idempotent)
+                adapter = self._adapters(slot.backend.engine)
+                path, body = build(adapter)
+                started = time.perf_counter()
+                try:
+                    response = await self._upstream.client(slot.backend).post(path, content=orjson.dumps(body))
+                except _RETRYABLE as exc:
+                    last_error = self._failed(slot, tried, f'{exc.__class__.__name__}: {exc}')
+                    continue
+                except httpx.TimeoutException as exc:
+                    raise UpstreamError(f'backend {slot.backend.name} timed out ({exc.__class__.__name__})',
+                                        status_code=504) from exc
+                finally:
+                    timing.backend_ms += (time.perf_counter() - started) * 1000
+                if response.status_code >= 400:
+                    message = adapter.error_message(response.status_code, response.content)
+                    if response.status_code < 500:
+                        raise UpstreamError(message, status_code=response.status_code)
+                    last_error = self._failed(slot, tried, f'HTTP {response.status_code}: {message}')
+                    continue
+                return parse(adapter, orjson.loads(response.content)), slot.backend, timing
+            finally:
+                slot.release()
+        raise UpstreamError(f'every backend tried failed ({timing.attempts} attempts); last error: {last_error}',
+                            status_code=502)
+
+    async def open_stream(self, request: ChatRequest) -> UpstreamStream:
+        timing = Timing()
+        tried: set[int] = set()
+        last_error = ''
+        while timing.attempts < self._max_attempts:
+            slot = await self._acquire(request.model, tried, timing)
+            adapter = self._adapters(slot.backend.engine)
+            path, body = adapter.chat_request(request)
+            client = self._upstream.client(slot.backend)
+            started = time.perf_counter()
+            response: httpx.Response | None = None
+            try:
+                response = await client.send(client.build_request('POST', path, content=orjson.dumps(body)),
+                                             stream=True)
+                if response.status_code >= 400:
+                    error_body = await response.aread()
+                    await response.aclose()
+                    message = adapter.error_message(response.status_code, error_body)
+                    if response.status_code < 500:
+                        slot.release()
+                        raise UpstreamError(message, status_code=response.status_code)
+                    last_error = self._failed(slot, tried, f'HTTP {response.status_code}: {message}')
+                    continue
+                parser = adapter.stream_parser(request)
+                chunks = response.aiter_raw()
+                first: list[Delta] = []
+                while not first and not parser.done:  # wait for the first byte that means something
+                    first = parser.feed(await anext(chunks))
+            except (StopAsyncIteration, EngineStreamError, *_RETRYABLE) as exc:
+                if response is not None:
+                    await response.aclose()
+                reason = 'the stream ended before any token' if isinstance(exc, StopAsyncIteration) else (
+                    f'{exc.__class__.__name__}: {exc}')
+                last_error = self._failed(slot, tried, reason)
+                continue
+            except BaseException:
+                slot.release()
+                if response is not None:
+                    await response.aclose()
+                raise
+            timing.backend_ms += (time.perf_counter() - started) * 1000
+            return UpstreamStream(slot.backend, timing, slot, response, chunks, parser, first)
+        raise UpstreamError(f'every backend tried failed ({timing.attempts} attempts); last error: {last_error}',
+                            status_code=502)
+
+    async def _acquire(self, model: str, tried: set[int], timing: Timing) -> Slot:
+        try:
+            slot = await self._picker.acquire(model, exclude=frozenset(tried))
+        except BackendUnavailable:
+            if tried:  # we did have backends; they failed
+                raise UpstreamError(f'every backend serving {model!r} failed', status_code=502) from None
+            raise
+        timing.queue_ms += slot.queued_ms
+        timing.attempts += 1
+        return slot
+
+    @staticmethod
+    def _failed(slot: Slot, tried: set[int], reason: str) -> str:
+        slot.release()
+        tried.add(slot.backend.id)
+        log.warning('backend %s failed before the first byte, trying another: %s', slot.backend.name, reason)
+        return reason

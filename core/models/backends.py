@@ -1,0 +1,64 @@
+"""Inference backends (Ollama or vLLM endpoints) and the models each one serves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, BigInteger, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.models.base import UtcDateTime, utcnow
+
+
+class Engine(StrEnum):
+    ollama = 'ollama'
+    vllm = 'vllm'
+
+
+class BackendStatus(StrEnum):
+    unknown = 'unknown'  # registered, not checked yet
+    healthy = 'healthy'
+    unhealthy = 'unhealthy'  # the last check failed
+    disabled = 'disabled'  # an admin took it out of rotation
+
+
+class BackendBase(SQLModel):
+    name: str = Field(max_length=100, unique=True)
+    url: str = Field(max_length=255, unique=True)
+    engine: str = Field(sa_type=String(16))
+    max_concurrent: int = Field(default=4, ge=1, le=4096)  # must match the engine's own limit (see docs)
+    node_id: int | None = Field(default=None, index=True)  # the GPU node it runs on (cluster registry)
+    gpu_indices: list[int] | None = Field(default=None, sa_type=JSON)  # None: all of the node's GPUs
+
+
+class Backend(BackendBase, table=True):
+    __tablename__ = 'backends'
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=BackendStatus.unknown, sa_type=String(16))
+    simulated: bool = False  # started by `serve --demo`; never in production
+    version: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class BackendModel(SQLModel, table=True):
+    """One model as one backend serves it, as discovered from the engine."""
+
+    __tablename__ = 'backend_models'
+    __table_args__ = (UniqueConstraint('backend_id', 'name'),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    backend_id: int = Field(foreign_key='backends.id', ondelete='CASCADE', index=True)
+    name: str = Field(max_length=255, index=True)
+    family: str | None = Field(default=None, max_length=64)
+    context_length: int | None = None
+    parameter_size: str | None = Field(default=None, max_length=32)
+    quantization: str | None = Field(default=None, max_length=32)
+    size_bytes: int | None = Field(default=None, sa_type=BigInteger)
+    capabilities: list[str] = Field(default_factory=list, sa_type=JSON)  # completion, embedding, tools, vision, ...
+    details: dict[str, object] = Field(default_factory=dict, sa_type=JSON)  # engine-specific listing fields
+    discovered_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

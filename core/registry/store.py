@@ -1,0 +1,110 @@
+"""Backend rows: register, list, update after discovery, and load into the in-memory view."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.errors import InvalidRequest, NotFound
+from core.models import Backend, BackendBase, BackendModel, BackendStatus, Engine, utcnow
+from core.registry.discovery import Discovery
+from core.registry.view import BackendState, ModelInfo
+
+
+class BackendNotFound(NotFound):
+    code = 'backend_not_found'
+
+
+def validate_backend(data: BackendBase) -> None:
+    if data.engine not in {engine.value for engine in Engine}:
+        raise InvalidRequest(f"engine must be 'ollama' or 'vllm', not {data.engine!r}", param='engine')
+    parts = urlsplit(data.url)
+    if parts.scheme not in {'http', 'https'} or not parts.netloc:
+        raise InvalidRequest(f'url must be an http(s) URL like http://gpu1:11434, not {data.url!r}', param='url')
+    if not data.name.strip():
+        raise InvalidRequest('name must not be empty', param='name')
+
+
+async def create_backend(session: AsyncSession, *, data: BackendBase, simulated: bool = False) -> Backend:
+    validate_backend(data)
+    url = data.url.rstrip('/')
+    clash = (await session.exec(select(Backend).where((Backend.name == data.name) | (Backend.url == url)))).first()
+    if clash is not None:
+        what = 'name' if clash.name == data.name else 'url'
+        raise InvalidRequest(f'a backend with this {what} is already registered (id {clash.id})', param=what)
+    backend = Backend(**data.model_dump(exclude={'url'}), url=url, simulated=simulated)
+    session.add(backend)
+    await session.commit()
+    await session.refresh(backend)
+    return backend
+
+
+async def get_backend(session: AsyncSession, *, backend_id: int) -> Backend:
+    backend = await session.get(Backend, backend_id)
+    if backend is None:
+        raise BackendNotFound(f'no backend with id {backend_id}', param='id')
+    return backend
+
+
+async def list_backends(session: AsyncSession) -> list[tuple[Backend, list[BackendModel]]]:
+    backends = list(await session.exec(select(Backend).order_by(col(Backend.id))))
+    models = list(await session.exec(select(BackendModel).order_by(col(BackendModel.name))))
+    by_backend: dict[int, list[BackendModel]] = {}
+    for model in models:
+        by_backend.setdefault(model.backend_id, []).append(model)
+    return [(backend, by_backend.get(backend.id or 0, [])) for backend in backends]
+
+
+async def record_discovery(session: AsyncSession, *, backend_id: int, discovery: Discovery | None,
+                           error: str | None = None) -> Backend:
+    """Store what a check found: the model list and healthy, or the error and unhealthy (models kept)."""
+    backend = await get_backend(session, backend_id=backend_id)
+    now = utcnow()
+    backend.last_checked_at = now
+    backend.updated_at = now
+    if discovery is None:
+        if backend.status != BackendStatus.disabled:
+            backend.status = BackendStatus.unhealthy
+        backend.last_error = error
+    else:
+        if backend.status != BackendStatus.disabled:
+            backend.status = BackendStatus.healthy
+        backend.last_error = None
+        backend.version = discovery.version
+        await session.exec(delete(BackendModel).where(col(BackendModel.backend_id) == backend_id))
+        for model in discovery.models:
+            session.add(BackendModel(backend_id=backend_id, name=model.name, family=model.family,
+                                     context_length=model.context_length, parameter_size=model.parameter_size,
+                                     quantization=model.quantization, size_bytes=model.size_bytes,
+                                     capabilities=model.capabilities, details=model.details))
+    session.add(backend)
+    await session.commit()
+    await session.refresh(backend)
+    return backend
+
+
+async def delete_simulated(session: AsyncSession) -> int:
+    """Remove backends a previous `serve --demo` registered (a normal start never keeps them)."""
+    rows = list(await session.exec(select(Backend).where(col(Backend.simulated).is_(True))))
+    for row in rows:
+        await session.delete(row)
+    await session.commit()
+    return len(rows)
+
+
+async def load_states(session: AsyncSession) -> list[BackendState]:
+    states = []
+    for backend, models in await list_backends(session):
+        assert backend.id is not None
+        states.append(BackendState(
+            id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
+            max_concurrent=backend.max_concurrent, status=backend.status, simulated=backend.simulated,
+            models={m.name: ModelInfo(name=m.name, family=m.family, context_length=m.context_length,
+                                      capabilities=frozenset(m.capabilities), parameter_size=m.parameter_size,
+                                      quantization=m.quantization, size_bytes=m.size_bytes, details=m.details)
+                    for m in models},
+        ))
+    return states

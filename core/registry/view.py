@@ -1,0 +1,110 @@
+"""The registry as the request path sees it: plain objects in memory, rebuilt from the database after
+every change and every few seconds, so that no request ever waits on a query to find its backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.models import BackendStatus
+
+
+@dataclass(slots=True, frozen=True)
+class ModelInfo:
+    name: str
+    family: str | None = None
+    context_length: int | None = None
+    capabilities: frozenset[str] = frozenset()
+    parameter_size: str | None = None
+    quantization: str | None = None
+    size_bytes: int | None = None
+    details: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def is_embedding(self) -> bool:
+        return 'embedding' in self.capabilities
+
+
+@dataclass(slots=True, eq=False)
+class BackendState:
+    id: int
+    name: str
+    url: str
+    engine: str
+    max_concurrent: int
+    status: str
+    simulated: bool = False
+    models: dict[str, ModelInfo] = field(default_factory=dict)
+    in_flight: int = 0  # requests this process has on it now
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == BackendStatus.healthy
+
+    @property
+    def has_free_slot(self) -> bool:
+        return self.in_flight < self.max_concurrent
+
+
+@dataclass(slots=True, frozen=True)
+class CatalogEntry:
+    """One model in the union catalog, with every healthy backend that serves it."""
+
+    info: ModelInfo
+    backends: tuple[BackendState, ...]
+
+
+class RegistryView:
+    def __init__(self) -> None:
+        self._backends: dict[int, BackendState] = {}
+        self._by_model: dict[str, list[BackendState]] = {}
+
+    def replace(self, backends: Iterable[BackendState]) -> None:
+        """Swap in fresh state from the database, keeping this process's in-flight counts."""
+        fresh = {backend.id: backend for backend in backends}
+        for backend_id, backend in fresh.items():
+            old = self._backends.get(backend_id)
+            if old is not None:
+                backend.in_flight = old.in_flight
+        by_model: dict[str, list[BackendState]] = {}
+        for backend in fresh.values():
+            for name in backend.models:
+                by_model.setdefault(name, []).append(backend)
+        self._backends, self._by_model = fresh, by_model
+
+    def backend(self, backend_id: int) -> BackendState | None:
+        return self._backends.get(backend_id)
+
+    @property
+    def backends(self) -> list[BackendState]:
+        return list(self._backends.values())
+
+    def resolve(self, model: str) -> str | None:
+        """The served name for a requested one: exact, or Ollama's implicit `:latest` tag."""
+        if model in self._by_model:
+            return model
+        if ':' not in model and f'{model}:latest' in self._by_model:
+            return f'{model}:latest'
+        return None
+
+    def serving(self, model: str) -> list[BackendState]:
+        """Every backend that lists the (resolved) model, whatever its health."""
+        return self._by_model.get(model, [])
+
+    def catalog(self) -> list[CatalogEntry]:
+        entries = []
+        for name in sorted(self._by_model):
+            healthy = tuple(backend for backend in self._by_model[name] if backend.healthy)
+            if healthy:
+                entries.append(CatalogEntry(info=healthy[0].models[name], backends=healthy))
+        return entries
+
+    def model_info(self, model: str) -> ModelInfo | None:
+        name = self.resolve(model)
+        if name is None:
+            return None
+        for backend in self._by_model[name]:
+            if backend.healthy:
+                return backend.models[name]
+        return None
