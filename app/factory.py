@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from app.errors import install_error_handlers
 from app.lifespan import lifespan
-from app.routers import fallback, health, openai
+from app.routers import admin, anthropic, fallback, health, ollama, openai
 from core import __version__
 
 
@@ -16,5 +16,8 @@ def create_api_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
+    app.include_router(ollama.router)
+    app.include_router(anthropic.router)
+    app.include_router(admin.router)
     fallback.install(app)  # last: answers only what no other route matched
     return app

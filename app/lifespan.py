@@ -1,18 +1,30 @@
-"""What the API process holds for its lifetime: database, key authenticator, background writers."""
+"""What the API process holds for its lifetime: database, key authenticator, the backend registry and
+gateway, and the background writers (audit trail, key usage) that are flushed at shutdown."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
+from core.audit import AuditWriter
 from core.config import get_settings
 from core.db import dispose_database, get_database
+from core.gateway.engines import adapter_for
+from core.gateway.service import Gateway
+from core.gateway.upstream import UpstreamPool
 from core.key_usage import KeyUsageWriter
 from core.migrations import head_revision
+from core.registry.monitor import RegistryMonitor
+from core.registry.view import RegistryView
+from core.routing import LeastLoadedPicker
+
+log = logging.getLogger('mindrouter')
 
 
 @asynccontextmanager
@@ -21,13 +33,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = get_database()
     authenticator = ApiKeyAuthenticator(principal_loader(database), ttl=settings.api_key_cache_ttl)
     usage_writer = KeyUsageWriter(authenticator, database, interval=settings.api_key_usage_flush_interval)
+    audit = AuditWriter(database, interval=settings.audit_flush_interval, batch_size=settings.audit_batch_size,
+                        buffer_limit=settings.audit_buffer_limit)
+    registry = RegistryView()
+    # For control-plane calls (discovery, health, /api/ps): short timeouts, apart from the inference pools.
+    control_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), trust_env=False)
+    monitor = RegistryMonitor(database, registry, control_client, check_interval=settings.backend_check_interval,
+                              reload_interval=settings.registry_reload_interval)
+    upstream = UpstreamPool(connect_timeout=settings.backend_connect_timeout,
+                            read_timeout=settings.backend_read_timeout)
+    picker = LeastLoadedPicker(registry, queue_timeout=settings.queue_timeout)
 
+    app.state.settings = settings
     app.state.database = database
     app.state.schema_head = head_revision()  # read from disk once, not per probe
     app.state.authenticator = authenticator
+    app.state.audit = audit
+    app.state.registry = registry
+    app.state.monitor = monitor
+    app.state.control_client = control_client
+    app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
+                                max_attempts=settings.backend_max_attempts)
+    try:
+        await monitor.reload()
+    except Exception as exc:  # unreachable or not migrated: /readyz says so, and the reload loop keeps trying
+        log.warning('could not load the backend registry yet: %s', exc)
     usage_writer.start()
+    audit.start()
+    monitor.start()
     try:
         yield
     finally:
-        await usage_writer.stop()  # flushes what is still in memory
+        await monitor.stop()
+        await upstream.aclose()
+        await control_client.aclose()
+        await audit.stop()  # flushes what is still in memory
+        await usage_writer.stop()
         await dispose_database()

@@ -1,18 +1,73 @@
-"""OpenAI-compatible surface (/v1). The gateway issue fills in chat, completions and embeddings."""
+"""OpenAI-compatible surface (/v1): chat, completions, embeddings and the model catalog."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
+from app import inference
 from app.deps import Caller
+from app.inference import Exchange
 from app.responses import JSONResponse
+from core.errors import ModelNotFound
+from core.registry.view import CatalogEntry, RegistryView
+from core.translate import openai_dialect as dialect
+from core.translate.openai_stream import OpenAIChatEncoder, OpenAICompletionEncoder
 
 router = APIRouter(prefix='/v1', tags=['OpenAI'])
 
 
-@router.get('/models', response_class=JSONResponse)
-async def list_models(caller: Caller) -> JSONResponse:
-    models: list[dict[str, Any]] = []  # the backend registry feeds this once backends exist
-    return JSONResponse({'object': 'list', 'data': models})
+@router.post('/chat/completions')
+async def chat_completions(request: Request, caller: Caller) -> Response:
+    exchange = Exchange(request, caller, '/v1/chat/completions')
+    chat = dialect.parse_chat(await inference.read_json(request, exchange.settings.max_request_bytes))
+    if chat.stream:
+        return await inference.stream(exchange, chat, lambda req, ex: OpenAIChatEncoder(
+            req, request_id=ex.request_id, model=req.model, created=ex.created))
+    return await inference.complete(exchange, chat, lambda answer, ex: dialect.render_chat(
+        answer, request_id=ex.request_id, created=ex.created, model=chat.model))
+
+
+@router.post('/completions')
+async def completions(request: Request, caller: Caller) -> Response:
+    exchange = Exchange(request, caller, '/v1/completions')
+    chat = dialect.parse_completion(await inference.read_json(request, exchange.settings.max_request_bytes))
+    if chat.stream:
+        return await inference.stream(exchange, chat, lambda req, ex: OpenAICompletionEncoder(
+            req, request_id=ex.request_id, model=req.model, created=ex.created))
+    return await inference.complete(exchange, chat, lambda answer, ex: dialect.render_completion(
+        answer, request_id=ex.request_id, created=ex.created, model=chat.model))
+
+
+@router.post('/embeddings')
+async def embeddings(request: Request, caller: Caller) -> Response:
+    exchange = Exchange(request, caller, '/v1/embeddings')
+    body = await inference.read_json(request, exchange.settings.max_request_bytes)
+    wanted = dialect.parse_embeddings(body)
+    encoding = str(body.get('encoding_format') or 'float')  # parse_embeddings checked it is an object
+    return await inference.embed(exchange, wanted, lambda answer, ex: dialect.render_embeddings(
+        answer, model=wanted.model, encoding_format=encoding))
+
+
+@router.get('/models')
+async def list_models(request: Request, caller: Caller) -> JSONResponse:
+    registry: RegistryView = request.app.state.registry
+    return JSONResponse({'object': 'list', 'data': [_model(entry) for entry in registry.catalog()]})
+
+
+@router.get('/models/{model:path}')
+async def get_model(model: str, request: Request, caller: Caller) -> JSONResponse:
+    registry: RegistryView = request.app.state.registry
+    name = registry.resolve(model)
+    entry = next((e for e in registry.catalog() if e.info.name == name), None)
+    if entry is None:
+        raise ModelNotFound(f"The model '{model}' does not exist", param='model')
+    return JSONResponse(_model(entry))
+
+
+def _model(entry: CatalogEntry) -> dict[str, Any]:
+    info = entry.info
+    return {'id': info.name, 'object': 'model', 'created': 0, 'owned_by': 'mindrouter',
+            'context_length': info.context_length, 'capabilities': sorted(info.capabilities)}

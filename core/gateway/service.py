@@ -22,7 +22,8 @@ from core.gateway.upstream import UpstreamPool
 from core.registry.view import BackendState, RegistryView
 from core.routing import BackendPicker, Slot
 from core.translate.canonical import ChatRequest, ChatResponse, Delta, EmbeddingRequest, EmbeddingResponse, Usage
-from core.translate.streaming import EngineStreamError, StreamParser
+from core.translate.engine_errors import EngineResponseError, EngineStreamError
+from core.translate.streaming import StreamParser
 
 log = logging.getLogger('mindrouter.gateway')
 
@@ -83,7 +84,9 @@ class UpstreamStream:
                     yield self._note(delta)
         except httpx.HTTPError as exc:
             raise StreamBroken(f'the backend connection failed mid-answer ({exc.__class__.__name__})') from exc
-        except EngineStreamError as exc:  # the engine's own error event
+        except EngineStreamError as exc:  # the engine's own error event (after what came before it)
+            for delta in exc.deltas:
+                yield self._note(delta)
             raise StreamBroken(exc.message) from exc
 
     @property
@@ -164,7 +167,11 @@ class Gateway:
                         raise UpstreamError(message, status_code=response.status_code)
                     last_error = self._failed(slot, tried, f'HTTP {response.status_code}: {message}')
                     continue
-                return parse(adapter, orjson.loads(response.content)), slot.backend, timing
+                try:
+                    return parse(adapter, orjson.loads(response.content)), slot.backend, timing
+                except (orjson.JSONDecodeError, EngineResponseError) as exc:
+                    raise UpstreamError(f'backend {slot.backend.name} sent an unreadable answer: {exc}',
+                                        status_code=502) from exc
             finally:
                 slot.release()
         raise UpstreamError(f'every backend tried failed ({timing.attempts} attempts); last error: {last_error}',
@@ -193,7 +200,7 @@ class Gateway:
                         raise UpstreamError(message, status_code=response.status_code)
                     last_error = self._failed(slot, tried, f'HTTP {response.status_code}: {message}')
                     continue
-                parser = adapter.stream_parser(request)
+                parser = adapter.stream_parser()
                 chunks = response.aiter_raw()
                 first: list[Delta] = []
                 while not first and not parser.done:  # wait for the first byte that means something

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.dialects import mysql
 from sqlmodel import Field, SQLModel
 
@@ -12,6 +12,8 @@ from core.models.base import UtcDateTime, utcnow
 
 # Prompts and answers can be long: TEXT is 64 KiB on MariaDB, MEDIUMTEXT 16 MiB.
 LongText = Text().with_variant(mysql.MEDIUMTEXT(), 'mysql', 'mariadb')
+# SQLite only auto-increments an INTEGER primary key; everywhere else the log needs 64 bits.
+BigId = BigInteger().with_variant(Integer(), 'sqlite')
 
 
 class RequestLog(SQLModel, table=True):
@@ -21,7 +23,7 @@ class RequestLog(SQLModel, table=True):
         Index('ix_request_log_created', 'created_at'),
     )
 
-    id: int | None = Field(default=None, primary_key=True, sa_type=BigInteger)
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     request_id: str = Field(max_length=40, unique=True)
     user_id: int | None = Field(default=None, foreign_key='users.id', ondelete='SET NULL')
     api_key_id: int | None = Field(default=None, foreign_key='api_keys.id', ondelete='SET NULL')

@@ -24,13 +24,13 @@ log = logging.getLogger('mindrouter.registry')
 
 
 class RegistryMonitor:
-    def __init__(self, database: Database, view: RegistryView, *, check_interval: float,
-                 reload_interval: float) -> None:
+    def __init__(self, database: Database, view: RegistryView, client: httpx.AsyncClient, *,
+                 check_interval: float, reload_interval: float) -> None:
         self._database = database
         self._view = view
         self._check_interval = check_interval
         self._reload_interval = reload_interval
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), trust_env=False)
+        self._client = client
         self._tasks: list[asyncio.Task[None]] = []
 
     async def reload(self) -> None:
@@ -70,7 +70,6 @@ class RegistryMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        await self._client.aclose()
 
     @staticmethod
     async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -65,7 +65,7 @@ def upgrade() -> None:
 
     op.create_table(
         'request_log',
-        sa.Column('id', sa.BigInteger(), nullable=False),
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('request_id', sa.String(length=40), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=True),
         sa.Column('api_key_id', sa.Integer(), nullable=True),

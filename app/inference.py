@@ -1,0 +1,222 @@
+"""The request pipeline every inference route shares, whatever its dialect.
+
+read the body (413 / 400) → parse (the dialect's translator) → resolve the model (404) → the gateway
+(slot, backend, failover) → render the answer or stream it re-framed → headers with honest timing →
+one audit record on every exit path: success, error, client gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import orjson
+from fastapi import Request
+from starlette.responses import Response, StreamingResponse
+
+from app.responses import JSONResponse
+from core.api_keys import Principal
+from core.audit import AuditRecord, AuditWriter
+from core.config import Settings
+from core.errors import InvalidRequest, MindRouterError, RequestTooLarge
+from core.gateway.service import Gateway, StreamBroken, UpstreamStream
+from core.models import utcnow
+from core.translate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from core.translate.streaming import StreamEncoder
+
+T = TypeVar('T')
+
+CLIENT_CLOSED = 499  # nginx's code for "the client went away first"; only ever seen in the audit trail
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One inference request on its way through: identity, timing and what the audit row will say."""
+
+    request: Request
+    principal: Principal
+    endpoint: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def gateway(self) -> Gateway:
+        gateway: Gateway = self.request.app.state.gateway
+        return gateway
+
+    @property
+    def settings(self) -> Settings:
+        settings: Settings = self.request.app.state.settings
+        return settings
+
+    @property
+    def started_ns(self) -> int:
+        return int(self.started * 1e9)  # perf_counter seconds -> the perf_counter_ns scale
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def record(self, *, status: str, http_status: int, **fields: Any) -> None:
+        audit: AuditWriter = self.request.app.state.audit
+        client = self.request.client
+        audit.submit(AuditRecord(
+            request_id=self.request_id, endpoint=self.endpoint, status=status, http_status=http_status,
+            user_id=self.principal.user_id, api_key_id=self.principal.key_id, total_ms=self.elapsed_ms(),
+            client_ip=client.host if client else None,
+            user_agent=(self.request.headers.get('user-agent') or '')[:255] or None,
+            completed_at=utcnow(), **fields,
+        ))
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request body as JSON: 413 past `limit` bytes (checked while reading), 400 if it is not JSON."""
+    declared = request.headers.get('content-length')
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f'request body is {int(declared)} bytes; the limit is {limit}')
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f'request body exceeds the limit of {limit} bytes')
+        chunks.append(chunk)
+    body = b''.join(chunks)
+    if not body:
+        raise InvalidRequest('missing request body: send a JSON object')
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f'request body is not valid JSON: {exc}') from exc
+
+
+async def complete(exchange: Exchange, chat: ChatRequest,
+                   render: Callable[[ChatResponse, Exchange], dict[str, Any]]) -> Response:
+    """A non-streaming chat or completion, rendered by the dialect."""
+    chat.model = exchange.gateway.resolve(chat.model)
+    prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
+    try:
+        result = await _until_disconnect(exchange.request, exchange.gateway.complete(chat))
+    except asyncio.CancelledError:
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=chat.model, prompt=prompt)
+        return Response(status_code=CLIENT_CLOSED)
+    except MindRouterError as exc:
+        exchange.record(status='failed', http_status=exc.status_code, model=chat.model, error=exc.message,
+                        prompt=prompt)
+        raise
+    answer = result.response
+    response = JSONResponse(render(answer, exchange))
+    _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms, result.timing.backend_ms)
+    exchange.record(status='completed', http_status=200, model=chat.model, backend_id=result.backend.id,
+                    backend_name=result.backend.name, prompt_tokens=answer.usage.prompt_tokens,
+                    completion_tokens=answer.usage.completion_tokens, queue_ms=result.timing.queue_ms,
+                    prompt=prompt, response=answer.content if exchange.settings.audit_log_responses else None)
+    return response
+
+
+async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatRequest, Exchange], StreamEncoder],
+                 ) -> Response:
+    """A streaming chat or completion: the engine's chunks re-framed one by one in the client's dialect."""
+    chat.model = exchange.gateway.resolve(chat.model)
+    prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
+    try:
+        upstream = await exchange.gateway.open_stream(chat)
+    except MindRouterError as exc:  # before any byte: a normal error response in the dialect
+        exchange.record(status='failed', http_status=exc.status_code, model=chat.model, stream=True,
+                        error=exc.message, prompt=prompt)
+        raise
+    framer = encoder(chat, exchange)
+    response = StreamingResponse(_relay(exchange, chat, upstream, framer, prompt), media_type=framer.media_type)
+    _timing_headers(response, exchange, upstream.backend.name, upstream.timing.queue_ms, upstream.timing.backend_ms)
+    return response
+
+
+async def embed(exchange: Exchange, request: EmbeddingRequest,
+                render: Callable[[EmbeddingResponse, Exchange], dict[str, Any]]) -> Response:
+    request.model = exchange.gateway.resolve(request.model)
+    try:
+        result = await _until_disconnect(exchange.request, exchange.gateway.embed(request))
+    except asyncio.CancelledError:
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=request.model)
+        return Response(status_code=CLIENT_CLOSED)
+    except MindRouterError as exc:
+        exchange.record(status='failed', http_status=exc.status_code, model=request.model, error=exc.message)
+        raise
+    response = JSONResponse(render(result.response, exchange))
+    _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms, result.timing.backend_ms)
+    exchange.record(status='completed', http_status=200, model=request.model, backend_id=result.backend.id,
+                    backend_name=result.backend.name, prompt_tokens=result.response.prompt_tokens,
+                    queue_ms=result.timing.queue_ms)
+    return response
+
+
+async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream, framer: StreamEncoder,
+                 prompt: str | None) -> AsyncIterator[bytes]:
+    status, http_status, error = 'completed', 200, None
+    first_token_ms: float | None = None
+    try:
+        opening = framer.start()
+        if opening:
+            yield opening
+        async for delta in upstream.deltas():
+            frame = framer.delta(delta)
+            if frame:
+                if first_token_ms is None:
+                    first_token_ms = exchange.elapsed_ms()
+                yield frame
+        if upstream.complete:
+            yield framer.end(upstream.finish_reason or 'stop', upstream.usage)
+        else:  # the engine closed cleanly but never said it was done: never pretend the answer is whole
+            status, http_status, error = 'failed', 502, 'the backend ended the stream before the answer was complete'
+            yield framer.error(error)
+    except StreamBroken as exc:
+        status, http_status, error = 'failed', 502, str(exc)
+        yield framer.error(error)
+    except BaseException:  # the client went away (cancelled) or something unexpected: stop at once
+        status, http_status = 'cancelled', CLIENT_CLOSED
+        raise
+    finally:
+        upstream.release()  # synchronous, so the slot frees even inside a cancelled scope
+        with anyio.CancelScope(shield=True):
+            await upstream.close()
+        exchange.record(
+            status=status, http_status=http_status, model=chat.model, stream=True, error=error,
+            backend_id=upstream.backend.id, backend_name=upstream.backend.name,
+            prompt_tokens=upstream.usage.prompt_tokens, completion_tokens=upstream.usage.completion_tokens,
+            queue_ms=upstream.timing.queue_ms, ttft_ms=first_token_ms, prompt=prompt,
+            response=''.join(upstream.text) if exchange.settings.audit_log_responses else None)
+
+
+async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Run `work`, cancelling it if the client disconnects first (frees the slot, stops the engine)."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())['type'] != 'http.disconnect':
+            pass
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    finally:
+        watcher.cancel()
+
+
+def _timing_headers(response: Response, exchange: Exchange, backend: str, queue_ms: float, backend_ms: float) -> None:
+    overhead = max(0.0, exchange.elapsed_ms() - queue_ms - backend_ms)
+    response.headers['X-Request-ID'] = exchange.request_id
+    response.headers['X-MindRouter-Backend'] = backend
+    response.headers['X-MindRouter-Queue-Ms'] = f'{queue_ms:.2f}'
+    response.headers['X-MindRouter-Overhead-Ms'] = f'{overhead:.3f}'
+
+
+def _prompt_text(chat: ChatRequest) -> str:
+    if chat.messages:
+        return orjson.dumps([{'role': m.role, 'content': m.content} for m in chat.messages]).decode()
+    return chat.prompt

@@ -1,0 +1,100 @@
+"""Admin API (/api/admin), JSON with an admin API key. The admin pages call the same core services."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict
+
+from app.deps import require_admin
+from core.db import Database
+from core.models import Backend, BackendBase, BackendModel
+from core.registry import store
+from core.registry.monitor import RegistryMonitor
+from core.registry.view import RegistryView
+
+router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
+
+
+class BackendCreate(BackendBase):
+    model_config = ConfigDict(extra='forbid')  # type: ignore[assignment]
+
+
+class BackendModelPublic(BaseModel):
+    name: str
+    family: str | None
+    context_length: int | None
+    parameter_size: str | None
+    quantization: str | None
+    capabilities: list[str]
+
+
+class BackendPublic(BaseModel):
+    id: int
+    name: str
+    url: str
+    engine: str
+    max_concurrent: int
+    node_id: int | None
+    gpu_indices: list[int] | None
+    status: str
+    simulated: bool
+    version: str | None
+    last_error: str | None
+    last_checked_at: datetime | None
+    in_flight: int
+    models: list[BackendModelPublic]
+
+
+@router.post('/backends/register', status_code=201, response_model=BackendPublic)
+async def register_backend(payload: BackendCreate, request: Request) -> Any:
+    """Register an Ollama or vLLM endpoint and discover its models at once (it stays registered, marked
+    unhealthy with the reason, if the engine cannot be reached yet)."""
+    database: Database = request.app.state.database
+    monitor: RegistryMonitor = request.app.state.monitor
+    async with database.session() as session:
+        backend = await store.create_backend(session, data=payload)
+    assert backend.id is not None
+    await monitor.check(backend.id)
+    return await _public(request, backend.id)
+
+
+@router.get('/backends', response_model=list[BackendPublic])
+async def list_backends(request: Request) -> Any:
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        rows = await store.list_backends(session)
+    return [_to_public(request, backend, models) for backend, models in rows]
+
+
+@router.post('/backends/{backend_id}/refresh', response_model=BackendPublic)
+async def refresh_backend(backend_id: int, request: Request) -> Any:
+    """Re-discover the backend's models and health now."""
+    monitor: RegistryMonitor = request.app.state.monitor
+    await monitor.check(backend_id)
+    return await _public(request, backend_id)
+
+
+async def _public(request: Request, backend_id: int) -> BackendPublic:
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        backend = await store.get_backend(session, backend_id=backend_id)
+        rows = {b.id: m for b, m in await store.list_backends(session)}
+    return _to_public(request, backend, rows.get(backend_id, []))
+
+
+def _to_public(request: Request, backend: Backend, models: list[BackendModel]) -> BackendPublic:
+    view: RegistryView = request.app.state.registry
+    assert backend.id is not None
+    live = view.backend(backend.id)
+    return BackendPublic(
+        id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
+        max_concurrent=backend.max_concurrent, node_id=backend.node_id, gpu_indices=backend.gpu_indices,
+        status=backend.status, simulated=backend.simulated, version=backend.version, last_error=backend.last_error,
+        last_checked_at=backend.last_checked_at, in_flight=live.in_flight if live else 0,
+        models=[BackendModelPublic(name=m.name, family=m.family, context_length=m.context_length,
+                                   parameter_size=m.parameter_size, quantization=m.quantization,
+                                   capabilities=m.capabilities) for m in models],
+    )

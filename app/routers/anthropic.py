@@ -1,0 +1,59 @@
+"""Anthropic Messages surface (/anthropic/v1): point the Anthropic SDK's base_url at /anthropic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app import inference
+from app.deps import Caller
+from app.inference import Exchange
+from app.responses import JSONResponse
+from core.registry.view import RegistryView
+from core.translate import anthropic_dialect as dialect
+from core.translate.anthropic_stream import AnthropicMessagesEncoder
+from core.translate.canonical import ChatRequest
+
+router = APIRouter(prefix='/anthropic/v1', tags=['Anthropic'])
+
+_CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers
+
+
+@router.post('/messages')
+async def messages(request: Request, caller: Caller) -> Response:
+    exchange = Exchange(request, caller, '/anthropic/v1/messages')
+    req = dialect.parse_messages(await inference.read_json(request, exchange.settings.max_request_bytes))
+    if req.stream:
+        return await inference.stream(exchange, req, lambda r, ex: AnthropicMessagesEncoder(
+            r, request_id=ex.request_id, model=r.model, input_tokens=estimate_tokens(r)))
+    return await inference.complete(exchange, req, lambda answer, ex: dialect.render_message(
+        answer, request_id=ex.request_id, model=req.model))
+
+
+@router.post('/messages/count_tokens')
+async def count_tokens(request: Request, caller: Caller) -> JSONResponse:
+    """An estimate (characters / 4): the gateway has no tokenizer for every model it serves."""
+    exchange = Exchange(request, caller, '/anthropic/v1/messages/count_tokens')
+    body = await inference.read_json(request, exchange.settings.max_request_bytes)
+    if isinstance(body, dict):
+        body.setdefault('max_tokens', 1)  # count_tokens takes no max_tokens; the parser requires one
+    req = dialect.parse_messages(body)
+    exchange.gateway.resolve(req.model)  # an unknown model is a 404 here too
+    return JSONResponse({'input_tokens': estimate_tokens(req)})
+
+
+@router.get('/models')
+async def list_models(request: Request, caller: Caller) -> JSONResponse:
+    registry: RegistryView = request.app.state.registry
+    data: list[dict[str, Any]] = [
+        {'type': 'model', 'id': entry.info.name, 'display_name': entry.info.name,
+         'created_at': '1970-01-01T00:00:00Z'} for entry in registry.catalog()]
+    return JSONResponse({'data': data, 'has_more': False, 'first_id': data[0]['id'] if data else None,
+                         'last_id': data[-1]['id'] if data else None})
+
+
+def estimate_tokens(req: ChatRequest) -> int:
+    characters = len(req.prompt) + sum(len(m.content) + 4 for m in req.messages)
+    return max(1, characters // _CHARS_PER_TOKEN)

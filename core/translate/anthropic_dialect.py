@@ -1,0 +1,246 @@
+"""Anthropic dialect (`/anthropic/v1/messages`): request bodies -> canonical, canonical answers -> `message`.
+
+Streams are written by `core.translate.anthropic_stream`.
+
+Choices made where Anthropic and the canonical model differ:
+- `system` (a string or text blocks) becomes the first system message; blocks are joined by a newline.
+- A user turn's `tool_result` blocks become tool messages, placed before the rest of that turn (text and
+  images, including images inside tool results), because OpenAI-style engines need tool answers right
+  after the assistant's calls.
+- Images: base64 sources only; URL sources are rejected (the gateway does not fetch URLs).
+- Server tools (web search, code execution, ...) and document blocks are rejected with a 400.
+- `thinking.budget_tokens` has no engine equivalent and is not carried; thinking blocks come back with an
+  empty `signature` (open models sign nothing), and replayed thinking becomes the turn's reasoning.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.errors import InvalidRequest
+from core.translate import validate as v
+from core.translate.canonical import ChatRequest, ChatResponse, ImagePart, Kind, Message, ToolCall
+from core.translate.content import arguments_object, sniff_image_type
+from core.translate.ids import with_prefix
+
+__all__ = ['parse_messages', 'render_message', 'stop_reason']
+
+_IMAGE_TYPES = ('image/jpeg', 'image/png', 'image/gif', 'image/webp')
+
+
+# ---------------------------------------------------------------- requests
+
+def parse_messages(body: object) -> ChatRequest:
+    """`POST /anthropic/v1/messages` body -> ChatRequest (kind chat)."""
+    d = v.body_object(body)
+    req = ChatRequest(model=v.model_name(d), kind=Kind.chat)
+    req.max_tokens = v.optional_int(d, 'max_tokens', minimum=1)
+    if req.max_tokens is None:
+        raise InvalidRequest("Missing required parameter: 'max_tokens'.", param='max_tokens')
+    system = _system(d.get('system'))
+    req.messages = [Message(role='system', content=system)] if system else []
+    for i, item in enumerate(v.required_list(d, 'messages')):
+        req.messages.extend(_turn(item, i))
+    req.stream = v.flag(d, 'stream', default=False)
+    req.temperature = v.optional_float(d, 'temperature', minimum=0, maximum=1)
+    req.top_p = v.optional_float(d, 'top_p', minimum=0, maximum=1)
+    req.top_k = v.optional_int(d, 'top_k', minimum=0)
+    req.stop = v.string_list(d, 'stop_sequences') or None
+    metadata = v.optional_dict(d, 'metadata')
+    if metadata is not None:
+        req.user = v.optional_str(metadata, 'user_id', 'metadata.user_id')
+    req.tools = _tools(d.get('tools'))
+    req.tool_choice = _tool_choice(d.get('tool_choice'))
+    req.think = _thinking(v.optional_dict(d, 'thinking'))
+    req.response_format = _output_format(d)
+    return req
+
+
+def _system(raw: object) -> str:
+    if raw is None or isinstance(raw, str):
+        return raw or ''
+    if isinstance(raw, list):
+        texts = []
+        for i, block in enumerate(raw):
+            b = v.item_object(block, f'system[{i}]')
+            if b.get('type') != 'text':
+                raise InvalidRequest(f"'system[{i}].type' must be text.", param=f'system[{i}].type')
+            texts.append(v.required_str(b, 'text', f'system[{i}].text'))
+        return '\n'.join(texts)
+    raise InvalidRequest("'system' must be a string or an array of text blocks.", param='system')
+
+
+def _turn(raw: object, i: int) -> list[Message]:
+    """One Anthropic message -> one or more canonical messages (tool results split out)."""
+    param = f'messages[{i}]'
+    m = v.item_object(raw, param)
+    role = v.required_str(m, 'role', f'{param}.role')
+    if role not in ('user', 'assistant'):
+        raise InvalidRequest(f"'{param}.role' must be user or assistant; got {role!r}.", param=f'{param}.role')
+    content = m.get('content')
+    if isinstance(content, str):
+        return [Message(role=role, content=content)]
+    if not isinstance(content, list):
+        raise InvalidRequest(f"'{param}.content' must be a string or an array of content blocks.",
+                             param=f'{param}.content')
+    texts: list[str] = []
+    images: list[ImagePart] = []
+    tool_messages: list[Message] = []
+    message = Message(role=role)
+    for j, block in enumerate(content):
+        p = f'{param}.content[{j}]'
+        b = v.item_object(block, p)
+        kind = b.get('type')
+        if kind == 'text':
+            texts.append(v.required_str(b, 'text', f'{p}.text'))
+        elif kind == 'image' and role == 'user':
+            images.append(_image(b, p))
+        elif kind == 'tool_use' and role == 'assistant':
+            tool_input = v.optional_dict(b, 'input', f'{p}.input') or {}
+            message.tool_calls.append(ToolCall(id=v.required_str(b, 'id', f'{p}.id'),
+                                               name=v.required_str(b, 'name', f'{p}.name'),
+                                               arguments=orjson.dumps(tool_input).decode()))
+        elif kind == 'tool_result' and role == 'user':
+            text, result_images = _tool_result_content(b.get('content'), f'{p}.content')
+            tool_messages.append(Message(role='tool', content=text,
+                                         tool_call_id=v.required_str(b, 'tool_use_id', f'{p}.tool_use_id')))
+            images.extend(result_images)
+        elif kind == 'thinking' and role == 'assistant':
+            message.reasoning = (message.reasoning or '') + v.required_str(b, 'thinking', f'{p}.thinking')
+        elif kind == 'redacted_thinking' and role == 'assistant':
+            continue  # encrypted by another provider: nothing an open model can read
+        else:
+            raise InvalidRequest(f"'{p}.type' {kind!r} is not supported in a {role} message.", param=f'{p}.type')
+    message.content = '\n'.join(texts)
+    message.images = images
+    keep = bool(message.content or message.images or message.tool_calls or message.reasoning or not tool_messages)
+    return tool_messages + ([message] if keep else [])
+
+
+def _tool_result_content(raw: object, param: str) -> tuple[str, list[ImagePart]]:
+    if raw is None or isinstance(raw, str):
+        return raw or '', []
+    if not isinstance(raw, list):
+        raise InvalidRequest(f"'{param}' must be a string or an array of blocks.", param=param)
+    texts: list[str] = []
+    images: list[ImagePart] = []
+    for k, block in enumerate(raw):
+        b = v.item_object(block, f'{param}[{k}]')
+        if b.get('type') == 'text':
+            texts.append(v.required_str(b, 'text', f'{param}[{k}].text'))
+        elif b.get('type') == 'image':
+            images.append(_image(b, f'{param}[{k}]'))
+        else:
+            raise InvalidRequest(f"'{param}[{k}].type' must be text or image.", param=f'{param}[{k}].type')
+    return '\n'.join(texts), images
+
+
+def _image(block: v.JsonObject, param: str) -> ImagePart:
+    source = v.item_object(block.get('source'), f'{param}.source')
+    if source.get('type') != 'base64':
+        raise InvalidRequest(f"'{param}.source.type' must be base64: this gateway does not fetch image URLs.",
+                             param=f'{param}.source.type')
+    data = v.required_str(source, 'data', f'{param}.source.data').strip()
+    media_type = v.one_of(source, 'media_type', _IMAGE_TYPES, f'{param}.source.media_type')
+    sniffed = sniff_image_type(data)
+    if sniffed is None or not data:
+        raise InvalidRequest(f"'{param}.source.data' is not valid base64 image data.", param=f'{param}.source.data')
+    return ImagePart(data=data, media_type=media_type or sniffed)
+
+
+def _tools(raw: object) -> list[dict[str, Any]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise InvalidRequest("'tools' must be an array.", param='tools')
+    tools = []
+    for i, item in enumerate(raw):
+        t = v.item_object(item, f'tools[{i}]')
+        if t.get('type') not in (None, 'custom'):
+            raise InvalidRequest(f"'tools[{i}].type' {t.get('type')!r}: server tools are not supported; "
+                                 'define the tool with name, description and input_schema.', param=f'tools[{i}].type')
+        fn: dict[str, Any] = {'name': v.required_str(t, 'name', f'tools[{i}].name')}
+        description = v.optional_str(t, 'description', f'tools[{i}].description')
+        if description is not None:
+            fn['description'] = description
+        schema = v.optional_dict(t, 'input_schema', f'tools[{i}].input_schema')
+        if schema is None:
+            raise InvalidRequest(f"Missing required parameter: 'tools[{i}].input_schema'.",
+                                 param=f'tools[{i}].input_schema')
+        fn['parameters'] = schema
+        tools.append({'type': 'function', 'function': fn})
+    return tools or None
+
+
+def _tool_choice(raw: object) -> object:
+    if raw is None:
+        return None
+    choice = v.item_object(raw, 'tool_choice')
+    kind = choice.get('type')
+    if kind in ('auto', 'none'):
+        return kind
+    if kind == 'any':
+        return 'required'
+    if kind == 'tool':
+        return {'type': 'function', 'function': {'name': v.required_str(choice, 'name', 'tool_choice.name')}}
+    raise InvalidRequest("'tool_choice.type' must be auto, any, tool or none.", param='tool_choice.type')
+
+
+def _thinking(raw: v.JsonObject | None) -> bool | None:
+    if raw is None:
+        return None
+    kind = raw.get('type')
+    if kind in ('enabled', 'adaptive'):
+        return True
+    if kind == 'disabled':
+        return False
+    raise InvalidRequest("'thinking.type' must be enabled, adaptive or disabled.", param='thinking.type')
+
+
+def _output_format(d: v.JsonObject) -> dict[str, Any] | None:
+    """Structured output: `output_format` (beta) or `output_config.format`, both {type: json_schema, schema}."""
+    param = 'output_format'
+    fmt = v.optional_dict(d, 'output_format')
+    if fmt is None:
+        config = v.optional_dict(d, 'output_config')
+        fmt = v.optional_dict(config, 'format', 'output_config.format') if config else None
+        param = 'output_config.format'
+    if fmt is None:
+        return None
+    if fmt.get('type') != 'json_schema' or not isinstance(fmt.get('schema'), dict):
+        raise InvalidRequest(f"'{param}' must be {{type: json_schema, schema: {{...}}}}.", param=param)
+    return {'type': 'json_schema', 'json_schema': {'name': fmt.get('name') or 'response', 'schema': fmt['schema']}}
+
+
+# ---------------------------------------------------------------- responses
+
+def stop_reason(finish_reason: str, stop_sequence: str | None) -> str:
+    if finish_reason == 'length':
+        return 'max_tokens'
+    if finish_reason == 'tool_calls':
+        return 'tool_use'
+    return 'stop_sequence' if stop_sequence else 'end_turn'
+
+
+def render_message(resp: ChatResponse, *, request_id: str, model: str) -> dict[str, Any]:
+    """A `message` object: thinking?, text, tool_use blocks in that order; at least one block."""
+    content: list[dict[str, Any]] = []
+    if resp.reasoning:
+        content.append({'type': 'thinking', 'thinking': resp.reasoning, 'signature': ''})
+    if resp.content or not resp.tool_calls:
+        content.append({'type': 'text', 'text': resp.content})
+    content.extend({'type': 'tool_use', 'id': c.id, 'name': c.name, 'input': arguments_object(c.arguments)}
+                   for c in resp.tool_calls)
+    reason = stop_reason(resp.finish_reason, resp.stop_sequence)
+    return {
+        'id': with_prefix('msg_', request_id),
+        'type': 'message',
+        'role': 'assistant',
+        'model': model,
+        'content': content,
+        'stop_reason': reason,
+        'stop_sequence': resp.stop_sequence if reason == 'stop_sequence' else None,
+        'usage': {'input_tokens': resp.usage.prompt_tokens, 'output_tokens': resp.usage.completion_tokens},
+    }
