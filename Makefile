@@ -1,4 +1,5 @@
-# The README's two commands: `make run` (serve on the embedded SQLite default) and `make test`.
+# The README's two commands: `make run` (serve on the embedded SQLite default, with simulated engines)
+# and `make test`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test lint typecheck pytest bench clean
 
 run: $(STAMP)
-	$(BIN)/mindrouter serve
+	$(BIN)/mindrouter serve --demo
 
 test: lint typecheck pytest
 

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from app.cli import main as cli
 from core.config import get_settings
 
-__all__ = ['cli', 'create_app']
+__all__ = ['cli', 'create_app', 'create_demo_app']
 
 
-def create_app() -> FastAPI:
+def create_app(*, demo: bool = False) -> FastAPI:
     """The API (every router) with NiceGUI mounted last, so that no page can shadow an API route."""
     settings = get_settings()
     # NiceGUI reads its storage folder at import time: keep it with the rest of our data.
@@ -27,12 +27,17 @@ def create_app() -> FastAPI:
     import pages
     from app.factory import create_api_app
 
-    api = create_api_app()
+    api = create_api_app(demo=demo)
     pages.register_all()
     ui.run_with(api, title='MindRouter', favicon='🧭', dark=None, show_welcome_message=False,
                 storage_secret=settings.resolved_secret_key(),
                 session_middleware_kwargs={'https_only': settings.is_production, 'same_site': 'lax'})
     return api
+
+
+def create_demo_app() -> FastAPI:
+    """uvicorn factory for `mindrouter serve --demo`: simulated engines registered, demo users seeded."""
+    return create_app(demo=True)
 
 
 if __name__ == '__main__':

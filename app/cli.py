@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument('--port', type=int, help='port (default: PORT setting, 8000)')
     serve.add_argument('--workers', type=int, default=1, help='API worker processes (more than 1 needs --no-ui)')
     serve.add_argument('--no-ui', action='store_true', help='serve the API only, without the NiceGUI pages')
+    serve.add_argument('--demo', action='store_true',
+                       help='also run a simulated Ollama and vLLM engine and seed the demo users (never in production)')
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser('migrate', help='apply pending database migrations')
@@ -88,9 +90,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.workers > 1 and not args.no_ui:
         raise ConfigError('--workers > 1 needs --no-ui: the web UI runs in exactly one process '
                           '(run a separate `mindrouter serve` for it)')
+    if args.demo and settings.is_production:
+        raise ConfigError('--demo is refused when MINDROUTER_ENV=production: it registers simulated engines')
+    if args.demo and args.workers > 1:
+        raise ConfigError('--demo runs its simulated engines inside one process: use --workers 1')
     settings.resolved_secret_key()  # in production: stop here, before anything starts, if it is unsafe
     _upgrade(settings)
-    target = 'app.factory:create_api_app' if args.no_ui else 'main:create_app'
+    factories = {(False, False): 'main:create_app', (False, True): 'main:create_demo_app',
+                 (True, False): 'app.factory:create_api_app', (True, True): 'app.factory:create_demo_api_app'}
+    target = factories[(args.no_ui, args.demo)]
     uvicorn.run(target, factory=True, host=args.host or settings.host, port=args.port or settings.port,
                 workers=args.workers, log_level=settings.log_level, access_log=settings.access_log)
     return 0

@@ -10,9 +10,11 @@ from app.routers import admin, anthropic, fallback, health, ollama, openai
 from core import __version__
 
 
-def create_api_app() -> FastAPI:
+def create_api_app(*, demo: bool = False) -> FastAPI:
+    """`demo`: also run simulated engines in-process and register them (see app/demo.py)."""
     app = FastAPI(title='MindRouter', version=__version__, lifespan=lifespan,
                   description='One API (OpenAI, Ollama, Anthropic) over a cluster of Ollama and vLLM servers.')
+    app.state.demo = demo
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(openai.router)
@@ -21,3 +23,8 @@ def create_api_app() -> FastAPI:
     app.include_router(admin.router)
     fallback.install(app)  # last: answers only what no other route matched
     return app
+
+
+def create_demo_api_app() -> FastAPI:
+    """uvicorn factory for `mindrouter serve --demo --no-ui`."""
+    return create_api_app(demo=True)

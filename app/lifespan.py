@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.demo import DemoCluster, remove_simulated
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
 from core.audit import AuditWriter
@@ -54,7 +55,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts)
+    demo = DemoCluster() if app.state.demo else None
     try:
+        if demo is not None:
+            await demo.start(database, monitor)
+        else:
+            await remove_simulated(database)
         await monitor.reload()
     except Exception as exc:  # unreachable or not migrated: /readyz says so, and the reload loop keeps trying
         log.warning('could not load the backend registry yet: %s', exc)
@@ -65,6 +71,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await monitor.stop()
+        if demo is not None:
+            await demo.stop()
         await upstream.aclose()
         await control_client.aclose()
         await audit.stop()  # flushes what is still in memory

@@ -44,11 +44,9 @@ async def completions(request: Request, caller: Caller) -> Response:
 @router.post('/embeddings')
 async def embeddings(request: Request, caller: Caller) -> Response:
     exchange = Exchange(request, caller, '/v1/embeddings')
-    body = await inference.read_json(request, exchange.settings.max_request_bytes)
-    wanted = dialect.parse_embeddings(body)
-    encoding = str(body.get('encoding_format') or 'float')  # parse_embeddings checked it is an object
+    wanted = dialect.parse_embeddings(await inference.read_json(request, exchange.settings.max_request_bytes))
     return await inference.embed(exchange, wanted, lambda answer, ex: dialect.render_embeddings(
-        answer, model=wanted.model, encoding_format=encoding))
+        answer, model=wanted.model, encoding_format=wanted.encoding_format))
 
 
 @router.get('/models')

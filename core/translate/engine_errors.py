@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 import orjson
 
 from core.translate.canonical import Delta
@@ -25,6 +29,25 @@ class EngineStreamError(EngineResponseError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.deltas: list[Delta] = []
+
+
+P = ParamSpec('P')
+R = TypeVar('R')
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)  # what reading a wrong shape raises
+
+
+def engine_shape(fn: Callable[P, R]) -> Callable[P, R]:
+    """Readers of engine JSON index into it freely; a body of an unexpected shape becomes EngineResponseError
+    (a 502 for the client) instead of an AttributeError deep in the gateway."""
+
+    @functools.wraps(fn)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except SHAPE_ERRORS as exc:
+            raise EngineResponseError(f'The engine answered in an unexpected shape ({exc!r}).') from exc
+
+    return checked
 
 
 def error_text(status: int, body: bytes) -> str:

@@ -27,7 +27,13 @@ from core.translate.canonical import (
     Usage,
 )
 from core.translate.content import arguments_object, merge_system
-from core.translate.engine_errors import EngineResponseError, EngineStreamError, error_text
+from core.translate.engine_errors import (
+    SHAPE_ERRORS,
+    EngineResponseError,
+    EngineStreamError,
+    engine_shape,
+    error_text,
+)
 from core.translate.ollama_dialect import OllamaTimings
 from core.translate.streaming import LineBuffer
 
@@ -127,6 +133,7 @@ def embed_request(req: EmbeddingRequest) -> tuple[str, dict[str, Any]]:
 
 # ---------------------------------------------------------------- responses
 
+@engine_shape
 def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
     """A non-streamed /api/chat or /api/generate body -> ChatResponse."""
     message = body.get('message')
@@ -147,6 +154,7 @@ def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
     )
 
 
+@engine_shape
 def parse_embed_response(body: dict[str, Any], model: str) -> EmbeddingResponse:
     """/api/embed (`embeddings`) or legacy /api/embeddings (`embedding`) -> EmbeddingResponse."""
     if isinstance(body.get('embeddings'), list):
@@ -222,6 +230,10 @@ class OllamaStreamParser:
         except EngineStreamError as exc:
             exc.deltas = out
             raise
+        except SHAPE_ERRORS as exc:
+            error = EngineStreamError(f'The engine sent a stream chunk of an unexpected shape ({exc!r}).')
+            error.deltas = out
+            raise error from exc
         return out
 
     def _delta(self, obj: dict[str, Any]) -> Delta:

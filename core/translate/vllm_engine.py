@@ -27,7 +27,14 @@ from core.translate.canonical import (
     Usage,
 )
 from core.translate.content import data_url, merge_system
-from core.translate.engine_errors import EngineResponseError, EngineStreamError, error_text, message_in
+from core.translate.engine_errors import (
+    SHAPE_ERRORS,
+    EngineResponseError,
+    EngineStreamError,
+    engine_shape,
+    error_text,
+    message_in,
+)
 from core.translate.streaming import LineBuffer
 
 __all__ = [
@@ -122,6 +129,7 @@ def embed_request(req: EmbeddingRequest) -> tuple[str, dict[str, Any]]:
 
 # ---------------------------------------------------------------- responses
 
+@engine_shape
 def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
     """A non-streamed chat.completion or text_completion body -> ChatResponse."""
     choices = body.get('choices')
@@ -145,6 +153,7 @@ def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
     return resp
 
 
+@engine_shape
 def parse_embed_response(body: dict[str, Any], model: str) -> EmbeddingResponse:
     data = body.get('data')
     if not isinstance(data, list):
@@ -214,6 +223,10 @@ class VllmStreamParser:
         except EngineStreamError as exc:
             exc.deltas = out
             raise
+        except SHAPE_ERRORS as exc:
+            error = EngineStreamError(f'The engine sent a stream chunk of an unexpected shape ({exc!r}).')
+            error.deltas = out
+            raise error from exc
         return out
 
     def _dispatch(self, out: list[Delta]) -> None:

@@ -4,7 +4,6 @@ a running `mindrouter serve`, revoke it, watch it stop working. And the ways sta
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,46 +15,21 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.processes import REPO, free_port, running
+
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 
 
 def mindrouter(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / 'mindrouter'), *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(command: list[str], env: dict[str, str], *, port: int) -> Iterator[str]:
-    """Run a server process until the block ends; its output goes to a file (a full pipe would block it)."""
+    base_url = f'http://127.0.0.1:{port}'
     log_path = Path(env['DATA_DIR']).parent / f'server-{port}.log'
-    with log_path.open('w') as log, subprocess.Popen(command, env=env, cwd=REPO, stdout=log,
-                                                     stderr=subprocess.STDOUT) as process:
-        base_url = f'http://127.0.0.1:{port}'
-        try:
-            _wait_until_healthy(base_url, process, log_path)
-            yield base_url
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
-
-
-def _wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f'server exited with {process.returncode}:\n{log_path.read_text()}')
-        try:
-            if httpx.get(f'{base_url}/healthz', timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f'server did not become healthy:\n{log_path.read_text()}')
+    with running(command, env, log_path=log_path, ready_url=f'{base_url}/healthz'):
+        yield base_url
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], status: int, *fragments: str) -> None:
