@@ -8,10 +8,11 @@ one audit record on every exit path: success, error, client gone.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import anyio
@@ -41,7 +42,7 @@ class Exchange:
     request: Request
     principal: Principal
     endpoint: str
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=lambda: os.urandom(16).hex())
     started: float = field(default_factory=time.perf_counter)
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -65,12 +66,14 @@ class Exchange:
     def record(self, *, status: str, http_status: int, **fields: Any) -> None:
         audit: AuditWriter = self.request.app.state.audit
         client = self.request.client
+        total_ms = self.elapsed_ms()
+        now = utcnow()
         audit.submit(AuditRecord(
             request_id=self.request_id, endpoint=self.endpoint, status=status, http_status=http_status,
-            user_id=self.principal.user_id, api_key_id=self.principal.key_id, total_ms=self.elapsed_ms(),
+            user_id=self.principal.user_id, api_key_id=self.principal.key_id, total_ms=total_ms,
             client_ip=client.host if client else None,
             user_agent=(self.request.headers.get('user-agent') or '')[:255] or None,
-            completed_at=utcnow(), **fields,
+            created_at=now - timedelta(milliseconds=total_ms), completed_at=now, **fields,
         ))
 
 
@@ -193,17 +196,26 @@ async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream
 
 
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Run `work`, cancelling it if the client disconnects first (frees the slot, stops the engine)."""
-    task = asyncio.ensure_future(work)
+    """Await `work`; if the client disconnects first, cancel it (frees the slot, stops the engine) and raise
+    CancelledError here. One watcher task per request, no task for the work itself."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
 
     async def watch() -> None:
+        nonlocal gone
         while (await request.receive())['type'] != 'http.disconnect':
             pass
-        task.cancel()
+        gone = True
+        current.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
-        return await task
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            current.uncancel()  # our own doing: the caller turns it into a 499, not a task cancellation
+        raise
     finally:
         watcher.cancel()
 

@@ -13,11 +13,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 
 from core.errors import BackendUnavailable, ModelNotFound, UpstreamError
 from core.gateway.engines import EngineAdapter
+from core.gateway.http import (
+    EngineConnectionError,
+    UpstreamConnectError,
+    UpstreamDisconnected,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from core.gateway.upstream import UpstreamPool
 from core.registry.view import BackendState, RegistryView
 from core.routing import BackendPicker, Slot
@@ -30,8 +36,7 @@ log = logging.getLogger('mindrouter.gateway')
 T = TypeVar('T')
 
 # Failures where the engine cannot have produced anything for the client: safe to try another backend.
-_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
-              httpx.WriteError)
+_RETRYABLE = (UpstreamConnectError, UpstreamDisconnected)
 
 
 class StreamBroken(Exception):
@@ -66,7 +71,7 @@ class UpstreamStream:
     backend: BackendState
     timing: Timing
     _slot: Slot
-    _response: httpx.Response
+    _response: UpstreamResponse
     _chunks: AsyncIterator[bytes]
     _parser: StreamParser
     _first: list[Delta]
@@ -82,8 +87,8 @@ class UpstreamStream:
             async for chunk in self._chunks:
                 for delta in self._parser.feed(chunk):
                     yield self._note(delta)
-        except httpx.HTTPError as exc:
-            raise StreamBroken(f'the backend connection failed mid-answer ({exc.__class__.__name__})') from exc
+        except EngineConnectionError as exc:
+            raise StreamBroken(f'the backend failed mid-answer: {exc}') from exc
         except EngineStreamError as exc:  # the engine's own error event (after what came before it)
             for delta in exc.deltas:
                 yield self._note(delta)
@@ -152,23 +157,23 @@ class Gateway:
                 path, body = build(adapter)
                 started = time.perf_counter()
                 try:
-                    response = await self._upstream.client(slot.backend).post(path, content=orjson.dumps(body))
+                    response = await self._upstream.pool(slot.backend).request('POST', path, orjson.dumps(body))
+                    content = await response.read()
                 except _RETRYABLE as exc:
-                    last_error = self._failed(slot, tried, f'{exc.__class__.__name__}: {exc}')
+                    last_error = self._failed(slot, tried, str(exc))
                     continue
-                except httpx.TimeoutException as exc:
-                    raise UpstreamError(f'backend {slot.backend.name} timed out ({exc.__class__.__name__})',
-                                        status_code=504) from exc
+                except UpstreamTimeout as exc:
+                    raise UpstreamError(f'backend {slot.backend.name}: {exc}', status_code=504) from exc
                 finally:
                     timing.backend_ms += (time.perf_counter() - started) * 1000
-                if response.status_code >= 400:
-                    message = adapter.error_message(response.status_code, response.content)
-                    if response.status_code < 500:
-                        raise UpstreamError(message, status_code=response.status_code)
-                    last_error = self._failed(slot, tried, f'HTTP {response.status_code}: {message}')
+                if response.status >= 400:
+                    message = adapter.error_message(response.status, content)
+                    if response.status < 500:
+                        raise UpstreamError(message, status_code=response.status)
+                    last_error = self._failed(slot, tried, f'HTTP {response.status}: {message}')
                     continue
                 try:
-                    return parse(adapter, orjson.loads(response.content)), slot.backend, timing
+                    return parse(adapter, orjson.loads(content)), slot.backend, timing
                 except (orjson.JSONDecodeError, EngineResponseError) as exc:
                     raise UpstreamError(f'backend {slot.backend.name} sent an unreadable answer: {exc}',
                                         status_code=502) from exc
@@ -185,33 +190,33 @@ class Gateway:
             slot = await self._acquire(request.model, tried, timing)
             adapter = self._adapters(slot.backend.engine)
             path, body = adapter.chat_request(request)
-            client = self._upstream.client(slot.backend)
             started = time.perf_counter()
-            response: httpx.Response | None = None
+            response: UpstreamResponse | None = None
             try:
-                response = await client.send(client.build_request('POST', path, content=orjson.dumps(body)),
-                                             stream=True)
-                if response.status_code >= 400:
-                    error_body = await response.aread()
-                    await response.aclose()
-                    message = adapter.error_message(response.status_code, error_body)
-                    if response.status_code < 500:
+                response = await self._upstream.pool(slot.backend).request('POST', path, orjson.dumps(body))
+                if response.status >= 400:
+                    message = adapter.error_message(response.status, await response.read())
+                    if response.status < 500:
                         slot.release()
-                        raise UpstreamError(message, status_code=response.status_code)
-                    last_error = self._failed(slot, tried, f'HTTP {response.status_code}: {message}')
+                        raise UpstreamError(message, status_code=response.status)
+                    last_error = self._failed(slot, tried, f'HTTP {response.status}: {message}')
                     continue
                 parser = adapter.stream_parser()
-                chunks = response.aiter_raw()
+                chunks = response.iter_raw()
                 first: list[Delta] = []
                 while not first and not parser.done:  # wait for the first byte that means something
                     first = parser.feed(await anext(chunks))
             except (StopAsyncIteration, EngineStreamError, *_RETRYABLE) as exc:
                 if response is not None:
                     await response.aclose()
-                reason = 'the stream ended before any token' if isinstance(exc, StopAsyncIteration) else (
-                    f'{exc.__class__.__name__}: {exc}')
+                reason = 'the stream ended before any token' if isinstance(exc, StopAsyncIteration) else str(exc)
                 last_error = self._failed(slot, tried, reason)
                 continue
+            except UpstreamTimeout as exc:
+                slot.release()
+                if response is not None:
+                    await response.aclose()
+                raise UpstreamError(f'backend {slot.backend.name}: {exc}', status_code=504) from exc
             except BaseException:
                 slot.release()
                 if response is not None:

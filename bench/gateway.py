@@ -1,0 +1,190 @@
+"""Benchmark: what the gateway adds, measured side by side with direct access to the same engine.
+
+    python -m bench.gateway [--seconds 10]
+
+Topology (reference/peers-and-targets.md §6.2): the gateway (`mindrouter serve --no-ui`, one worker,
+auth on, audit trail on, SQLite) pinned to core 0; the simulated vLLM engine and the load generator
+(wrk) pinned to core 1. For each cell wrk runs the same request against the engine directly and through
+the gateway. Cells: a small non-streaming chat (20-token answer) at 1 and 64 connections, and a
+streaming chat (64 tokens, SSE) at 16 connections. Prints a markdown table and writes
+bench/results/gateway.json. Needs `wrk` (Debian package) and `taskset`. A benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.key_check import _commit, _cpu_model
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+MODEL = 'meta-llama/Llama-3.2-1B-Instruct'
+PROMPT = 'x' * 200  # the ~200 byte prompt of target T1
+STREAM_TOKENS = 64
+
+
+@dataclass
+class Cell:
+    name: str
+    target: str  # direct | gateway
+    connections: int
+    requests_per_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+    gateway_cpu_ms_per_1k: float | None = None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description='gateway vs direct, side by side')
+    parser.add_argument('--seconds', type=int, default=10, help='duration of each wrk run')
+    args = parser.parse_args()
+    if not shutil.which('wrk') or not shutil.which('taskset'):
+        sys.exit('bench.gateway needs wrk and taskset (apt-get install wrk util-linux)')
+    cells = run(args.seconds)
+    RESULTS.mkdir(exist_ok=True)
+    result = {'benchmark': 'gateway', 'commit': _commit(), 'machine': f'{os.cpu_count()} cores, {_cpu_model()}',
+              'python': sys.version.split()[0], 'seconds_per_cell': args.seconds,
+              'cells': [asdict(cell) for cell in cells]}
+    (RESULTS / 'gateway.json').write_text(json.dumps(result, indent=2) + '\n')
+    print(_table(cells))
+    print(f'\n{result["machine"]}, Python {result["python"]}, commit {result["commit"]}, {args.seconds} s per cell')
+
+
+def run(seconds: int) -> list[Cell]:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'error', 'SECRET_KEY': 'bench-' * 8}
+        env.pop('DATABASE_URL', None)
+        engine_url = stack.enter_context(_process(
+            ['taskset', '-c', '1', sys.executable, '-m', 'sim', 'vllm', '--tokens', '20'], env, '/health'))
+        _mindrouter(env, 'migrate')
+        _mindrouter(env, 'create-user', 'bench', '--role', 'admin')
+        key = _mindrouter(env, 'create-key', 'bench').strip()
+        gateway_url = stack.enter_context(_process(
+            ['taskset', '-c', '0', str(Path(sys.executable).parent / 'mindrouter'), 'serve', '--no-ui'], env,
+            '/healthz'))
+        httpx.post(f'{gateway_url}/api/admin/backends/register', headers={'X-API-Key': key}, timeout=30,
+                   json={'name': 'sim', 'url': engine_url, 'engine': 'vllm', 'max_concurrent': 512}
+                   ).raise_for_status()
+        gateway_pid = _listening_pid(gateway_url)
+
+        chat = {'model': MODEL, 'messages': [{'role': 'user', 'content': PROMPT}]}
+        stream = {**chat, 'stream': True, 'max_tokens': STREAM_TOKENS}
+        cells = []
+        for name, body, connections in (('chat', chat, 1), ('chat', chat, 64), ('sse', stream, 16)):
+            for target, url in (('direct', engine_url), ('gateway', gateway_url)):
+                _wrk(root, url, key, body, connections, 2)  # warm-up
+                before = _cpu_ms(gateway_pid)
+                cell = _wrk(root, url, key, body, connections, seconds)
+                cell.name, cell.target = name, target
+                if target == 'gateway':
+                    completed = cell.requests_per_s * seconds
+                    cell.gateway_cpu_ms_per_1k = round((_cpu_ms(gateway_pid) - before) / completed * 1000, 1)
+                cells.append(cell)
+        return cells
+
+
+def _wrk(root: Path, base_url: str, key: str, body: dict[str, object], connections: int, seconds: int) -> Cell:
+    script = root / 'post.lua'
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.body = {json.dumps(json.dumps(body))}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n')
+    out = subprocess.run(
+        ['taskset', '-c', '1', 'wrk', '-t1', f'-c{connections}', f'-d{seconds}s', '--latency', '-s', str(script),
+         f'{base_url}/v1/chat/completions'], capture_output=True, text=True, check=True).stdout
+    latency = dict(re.findall(r'^\s+(50|90|99)\.?0*%\s+([\d.]+\w+)\s*$', out, re.M))
+    errors = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
+    return Cell(name='', target='', connections=connections,
+                requests_per_s=float(re.search(r'Requests/sec:\s+([\d.]+)', out).group(1)),  # type: ignore[union-attr]
+                p50_ms=_ms(latency['50']), p90_ms=_ms(latency['90']), p99_ms=_ms(latency['99']),
+                errors=int(errors.group(1)) if errors else 0)
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r'([\d.]+)(\w+)', value).groups()  # type: ignore[union-attr]
+    return round(float(number) * {'us': 0.001, 'ms': 1.0, 's': 1000.0, 'm': 60000.0}[unit], 3)
+
+
+@contextmanager
+def _process(command: list[str], env: dict[str, str], health: str) -> Iterator[str]:
+    port = _free_port()
+    with subprocess.Popen([*command, '--port', str(port)], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as process:
+        url = f'http://127.0.0.1:{port}'
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f'{url}{health}', timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f'{command} did not start')
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _mindrouter(env: dict[str, str], *args: str) -> str:
+    return subprocess.run([str(Path(sys.executable).parent / 'mindrouter'), *args], env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening_pid(url: str) -> int:
+    port = url.rsplit(':', 1)[1]
+    out = subprocess.run(['ss', '-ltnpH', f'sport = :{port}'], capture_output=True, text=True).stdout
+    return int(re.search(r'pid=(\d+)', out).group(1))  # type: ignore[union-attr]
+
+
+def _cpu_ms(pid: int) -> float:
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf('SC_CLK_TCK')
+
+
+def _table(cells: list[Cell]) -> str:
+    rows = ['| cell | conns | target | req/s | p50 ms | p90 ms | p99 ms | errors | gateway CPU ms / 1k req |',
+            '|---|---|---|---|---|---|---|---|---|']
+    for cell in cells:
+        cpu = '' if cell.gateway_cpu_ms_per_1k is None else f'{cell.gateway_cpu_ms_per_1k:,.0f}'
+        rows.append(f'| {cell.name} | {cell.connections} | {cell.target} | {cell.requests_per_s:,.0f} | '
+                    f'{cell.p50_ms} | {cell.p90_ms} | {cell.p99_ms} | {cell.errors} | {cpu} |')
+    by_key = {(c.name, c.connections, c.target): c for c in cells}
+    rows.append('')
+    for name, connections in {(c.name, c.connections) for c in cells}:
+        direct, gateway = by_key[(name, connections, 'direct')], by_key[(name, connections, 'gateway')]
+        extra = f', {gateway.requests_per_s * STREAM_TOKENS:,.0f} SSE events/s' if name == 'sse' else ''
+        rows.append(f'- {name} at {connections} connection(s): the gateway adds '
+                    f'{gateway.p50_ms - direct.p50_ms:.3f} ms at p50 and serves {gateway.requests_per_s:,.0f} '
+                    f'req/s on one core{extra}')
+    return '\n'.join(rows)
+
+
+if __name__ == '__main__':
+    main()
