@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import insert
+from sqlalchemy.exc import DataError, IntegrityError
 
 from core.db import Database
 from core.errors import DatabaseUnavailable
@@ -105,23 +106,25 @@ class AuditWriter:
         batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
         try:
             await self._insert(batch)
-        except DatabaseUnavailable as exc:
-            self._buffer.extendleft(reversed(batch))
-            log.warning('audit: database unavailable, %d records buffered: %s', len(self._buffer), exc.message)
-            return False
-        except Exception:
-            # One bad row must not block the rest (nor the writer): retry one by one, drop only the culprits.
+        except (IntegrityError, DataError):
+            # A row the database refuses (say, a user deleted mid-flight) must not block the others:
+            # retry one by one and drop only the culprits.
             log.exception('audit: batch of %d rejected; retrying row by row', len(batch))
-            for record in batch:
+            for position, record in enumerate(batch):
                 try:
                     await self._insert([record])
-                except DatabaseUnavailable:
-                    self._buffer.appendleft(record)
-                    return False
-                except Exception:
+                except (IntegrityError, DataError):
                     self.dropped += 1
                     log.exception('audit: dropped record %s', record.request_id)
+                except Exception:
+                    self._buffer.extendleft(reversed(batch[position:]))
+                    return False
             return True
+        except Exception as exc:  # unreachable, or not usable yet (schema missing): keep everything, retry
+            self._buffer.extendleft(reversed(batch))
+            message = exc.message if isinstance(exc, DatabaseUnavailable) else f'{exc.__class__.__name__}: {exc}'
+            log.warning('audit: cannot write, %d records buffered: %s', len(self._buffer), message.splitlines()[0])
+            return False
         return True
 
     async def _insert(self, records: list[AuditRecord]) -> None:
