@@ -1,4 +1,9 @@
-"""Request dependencies: who is calling (API key), and the shared services the lifespan built."""
+"""Who is calling: the API key from the request, checked against the cached authenticator.
+
+`Caller` / `Admin` are FastAPI dependencies for ordinary routes. The hot inference routes call
+`require_api_key(request)` themselves instead: FastAPI's dependency solving costs ~170 µs per request,
+a sixth of the gateway's whole budget.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ one audit record on every exit path: success, error, client gone.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,15 @@ T = TypeVar('T')
 
 CLIENT_CLOSED = 499  # nginx's code for "the client went away first"; only ever seen in the audit trail
 
+# Request ids: a random per-process prefix and a counter. Unique across processes and restarts, and free
+# (os.urandom is a ~25 µs system call per request on this machine).
+_ID_PREFIX = os.urandom(10).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f'{_ID_PREFIX}{next(_ID_COUNTER):012x}'
+
 
 @dataclass(slots=True)
 class Exchange:
@@ -42,7 +52,7 @@ class Exchange:
     request: Request
     principal: Principal
     endpoint: str
-    request_id: str = field(default_factory=lambda: os.urandom(16).hex())
+    request_id: str = field(default_factory=lambda: new_request_id())
     started: float = field(default_factory=time.perf_counter)
     created: int = field(default_factory=lambda: int(time.time()))
 

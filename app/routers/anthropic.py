@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import inference
-from app.deps import Caller
+from app.deps import Caller, require_api_key
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.registry.view import RegistryView
@@ -22,8 +22,8 @@ _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokeni
 
 
 @router.post('/messages')
-async def messages(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/anthropic/v1/messages')
+async def messages(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/anthropic/v1/messages')
     req = dialect.parse_messages(await inference.read_json(request, exchange.settings.max_request_bytes))
     if req.stream:
         return await inference.stream(exchange, req, lambda r, ex: AnthropicMessagesEncoder(

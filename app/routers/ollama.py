@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import inference
-from app.deps import Caller
+from app.deps import Caller, require_api_key
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.errors import ModelNotFound
@@ -29,8 +29,8 @@ OLLAMA_COMPAT_VERSION = '0.12.0'
 
 
 @router.post('/chat')
-async def chat(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/api/chat')
+async def chat(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/api/chat')
     req = dialect.parse_chat(await inference.read_json(request, exchange.settings.max_request_bytes))
     if not req.messages:
         return _loaded(exchange, req, 'message')
@@ -42,8 +42,8 @@ async def chat(request: Request, caller: Caller) -> Response:
 
 
 @router.post('/generate')
-async def generate(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/api/generate')
+async def generate(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/api/generate')
     req = dialect.parse_generate(await inference.read_json(request, exchange.settings.max_request_bytes))
     if not req.prompt and not req.messages:
         return _loaded(exchange, req, 'response')
@@ -55,8 +55,8 @@ async def generate(request: Request, caller: Caller) -> Response:
 
 
 @router.post('/embed')
-async def embed(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/api/embed')
+async def embed(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/api/embed')
     req = dialect.parse_embed(await inference.read_json(request, exchange.settings.max_request_bytes))
     return await inference.embed(exchange, req, lambda answer, ex: dialect.render_embed(
         answer, model=req.model, timings=_timings(ex)))
@@ -97,8 +97,8 @@ async def running(request: Request, caller: Caller) -> JSONResponse:
 
 
 @router.post('/show')
-async def show(request: Request, caller: Caller) -> JSONResponse:
-    exchange = Exchange(request, caller, '/api/show')
+async def show(request: Request) -> JSONResponse:
+    exchange = Exchange(request, await require_api_key(request), '/api/show')
     body = await inference.read_json(request, exchange.settings.max_request_bytes)
     name = str(body.get('model') or body.get('name') or '') if isinstance(body, dict) else ''
     registry: RegistryView = request.app.state.registry

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import inference
-from app.deps import Caller
+from app.deps import Caller, require_api_key
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.errors import ModelNotFound
@@ -20,8 +20,8 @@ router = APIRouter(prefix='/v1', tags=['OpenAI'])
 
 
 @router.post('/chat/completions')
-async def chat_completions(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/v1/chat/completions')
+async def chat_completions(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/v1/chat/completions')
     chat = dialect.parse_chat(await inference.read_json(request, exchange.settings.max_request_bytes))
     if chat.stream:
         return await inference.stream(exchange, chat, lambda req, ex: OpenAIChatEncoder(
@@ -31,8 +31,8 @@ async def chat_completions(request: Request, caller: Caller) -> Response:
 
 
 @router.post('/completions')
-async def completions(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/v1/completions')
+async def completions(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/v1/completions')
     chat = dialect.parse_completion(await inference.read_json(request, exchange.settings.max_request_bytes))
     if chat.stream:
         return await inference.stream(exchange, chat, lambda req, ex: OpenAICompletionEncoder(
@@ -42,8 +42,8 @@ async def completions(request: Request, caller: Caller) -> Response:
 
 
 @router.post('/embeddings')
-async def embeddings(request: Request, caller: Caller) -> Response:
-    exchange = Exchange(request, caller, '/v1/embeddings')
+async def embeddings(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/v1/embeddings')
     wanted = dialect.parse_embeddings(await inference.read_json(request, exchange.settings.max_request_bytes))
     return await inference.embed(exchange, wanted, lambda answer, ex: dialect.render_embeddings(
         answer, model=wanted.model, encoding_format=wanted.encoding_format))

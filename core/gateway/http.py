@@ -49,7 +49,8 @@ class _Connection:
         self.writer = writer
 
     def close(self) -> None:
-        self.writer.close()
+        # abort, not close: never linger flushing to an engine we are leaving; the socket goes at once
+        self.writer.transport.abort()
 
 
 class UpstreamResponse:

@@ -17,7 +17,13 @@ async def serve() -> AsyncIterator[Callable[[Handler], object]]:
     servers: list[asyncio.Server] = []
 
     async def start(handler: Handler) -> str:
-        server = await asyncio.start_server(handler, '127.0.0.1', 0)  # type: ignore[arg-type]
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)  # type: ignore[misc]
+            finally:
+                writer.transport.abort()
+
+        server = await asyncio.start_server(handle, '127.0.0.1', 0)
         servers.append(server)
         return f'http://127.0.0.1:{server.sockets[0].getsockname()[1]}'
 
@@ -48,7 +54,6 @@ async def test_length_delimited_bodies_reuse_one_connection(serve: Callable[[Han
             body = request.rsplit(b'\r\n\r\n', 1)[1]
             writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s' % (len(body), body))
             await writer.drain()
-        writer.close()
 
     pool = ConnectionPool(await serve(handler), connect_timeout=1, read_timeout=1)  # type: ignore[misc]
     for n in range(5):
@@ -73,6 +78,7 @@ async def test_chunked_streams_arrive_piece_by_piece_without_framing(serve: Call
     response = await pool.request('POST', '/stream', b'{}')
     assert [chunk async for chunk in response.iter_raw()] == [b'data: one\n\n', b'data: two\n\n']
     await pool.aclose()
+    await asyncio.sleep(0)
 
 
 async def test_a_cut_stream_raises_and_an_unfinished_response_closes_its_connection(
@@ -85,7 +91,6 @@ async def test_a_cut_stream_raises_and_an_unfinished_response_closes_its_connect
         await writer.drain()
         if await reader.read() == b'':  # the client hung up
             closed.set()
-        writer.close()
 
     pool = ConnectionPool(await serve(handler), connect_timeout=1, read_timeout=1)  # type: ignore[misc]
     response = await pool.request('POST', '/stream', b'{}')
@@ -99,16 +104,18 @@ async def test_refused_silent_and_vanishing_engines(serve: Callable[[Handler], o
     with pytest.raises(UpstreamConnectError, match='cannot connect'):
         await ConnectionPool('http://127.0.0.1:9', connect_timeout=1, read_timeout=1).request('POST', '/', b'')
 
+    silence = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
+        await silence.wait()
 
     with pytest.raises(UpstreamTimeout):
         await ConnectionPool(await serve(silent), connect_timeout=1, read_timeout=0.1  # type: ignore[misc]
                              ).request('POST', '/', b'')
+    silence.set()
 
     async def vanishing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.close()
 
     with pytest.raises(UpstreamDisconnected):
         await ConnectionPool(await serve(vanishing), connect_timeout=1, read_timeout=1  # type: ignore[misc]
@@ -121,7 +128,6 @@ async def test_an_idle_connection_the_engine_closed_is_replaced_transparently(
         await read_request(reader)
         writer.write(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')  # says keep-alive, then hangs up
         await writer.drain()
-        writer.close()
 
     pool = ConnectionPool(await serve(one_request_per_connection), connect_timeout=1,  # type: ignore[misc]
                           read_timeout=1)
