@@ -176,8 +176,8 @@ async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream
         opening = framer.start()
         if opening:
             yield opening
-        async for delta in upstream.deltas():
-            frame = framer.delta(delta)
+        async for batch in upstream.batches():
+            frame = b''.join([framer.delta(delta) for delta in batch])
             if frame:
                 if first_token_ms is None:
                     first_token_ms = exchange.elapsed_ms()

@@ -109,13 +109,13 @@ class AuditWriter:
         except (IntegrityError, DataError):
             # A row the database refuses (say, a user deleted mid-flight) must not block the others:
             # retry one by one and drop only the culprits.
-            log.exception('audit: batch of %d rejected; retrying row by row', len(batch))
+            log.warning('audit: batch of %d rejected; retrying row by row', len(batch))
             for position, record in enumerate(batch):
                 try:
                     await self._insert([record])
-                except (IntegrityError, DataError):
+                except (IntegrityError, DataError) as exc:
                     self.dropped += 1
-                    log.exception('audit: dropped record %s', record.request_id)
+                    log.error('audit: dropped record %s: %s', record.request_id, exc.orig)
                 except Exception:
                     self._buffer.extendleft(reversed(batch[position:]))
                     return False

@@ -66,7 +66,7 @@ class Embeddings:
 
 @dataclass(slots=True, eq=False)
 class UpstreamStream:
-    """An engine stream in flight. Iterate `deltas()`, then read `complete`, `usage`, `finish_reason`."""
+    """An engine stream in flight. Iterate `batches()`, then read `complete`, `usage`, `finish_reason`."""
 
     backend: BackendState
     timing: Timing
@@ -79,19 +79,21 @@ class UpstreamStream:
     finish_reason: str | None = None
     text: list[str] = field(default_factory=list)  # the answer, for the audit trail
 
-    async def deltas(self) -> AsyncIterator[Delta]:
-        for delta in self._first:
-            yield self._note(delta)
-        self._first = []
+    async def batches(self) -> AsyncIterator[list[Delta]]:
+        """The deltas of each read from the engine, together: one write to the client per read, however
+        many tokens it carried (under load one read often holds several)."""
+        first, self._first = self._first, []
+        yield self._note(first)
         try:
             async for chunk in self._chunks:
-                for delta in self._parser.feed(chunk):
-                    yield self._note(delta)
+                deltas = self._parser.feed(chunk)
+                if deltas:
+                    yield self._note(deltas)
         except EngineConnectionError as exc:
             raise StreamBroken(f'the backend failed mid-answer: {exc}') from exc
         except EngineStreamError as exc:  # the engine's own error event (after what came before it)
-            for delta in exc.deltas:
-                yield self._note(delta)
+            if exc.deltas:
+                yield self._note(exc.deltas)
             raise StreamBroken(exc.message) from exc
 
     @property
@@ -106,14 +108,15 @@ class UpstreamStream:
         self._slot.release()
         await self._response.aclose()  # an unfinished body closes the connection: the engine stops generating
 
-    def _note(self, delta: Delta) -> Delta:
-        if delta.content:
-            self.text.append(delta.content)
-        if delta.finish_reason:
-            self.finish_reason = delta.finish_reason
-        if delta.usage is not None:
-            self.usage = delta.usage
-        return delta
+    def _note(self, deltas: list[Delta]) -> list[Delta]:
+        for delta in deltas:
+            if delta.content:
+                self.text.append(delta.content)
+            if delta.finish_reason:
+                self.finish_reason = delta.finish_reason
+            if delta.usage is not None:
+                self.usage = delta.usage
+        return deltas
 
 
 class Gateway:
