@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -135,4 +136,31 @@ async def test_an_idle_connection_the_engine_closed_is_replaced_transparently(
         response = await pool.request('POST', '/', b'')
         assert await response.read() == b'ok'
         await asyncio.sleep(0.01)  # let the close arrive while the connection sits idle
+    await pool.aclose()
+
+
+@pytest.mark.parametrize('trailer', [b'', b'X-Checksum: 1\r\n'])
+async def test_chunked_framing_split_anywhere_gives_the_same_body(serve: Callable[[Handler], object],
+                                                                  trailer: bytes) -> None:
+    pieces = [b'data: one\n\n', b'x' * 300, 'data: café ☕\n\n'.encode(), b'z']
+    wire = b''.join(b'%x\r\n%s\r\n' % (len(p), p) for p in pieces) + b'0\r\n' + trailer + b'\r\n'
+    rng = random.Random(7)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n')
+            cuts = sorted(rng.sample(range(1, len(wire)), 8))
+            for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+                writer.write(wire[start:end])
+                await writer.drain()
+                await asyncio.sleep(0.001)
+
+    pool = ConnectionPool(await serve(handler), connect_timeout=1, read_timeout=1)  # type: ignore[misc]
+    for _ in range(20):  # the same connection each time: every response must leave it clean
+        response = await pool.request('POST', '/stream', b'{}')
+        assert await response.read() == b''.join(pieces)
     await pool.aclose()
