@@ -66,6 +66,7 @@ class AuditWriter:
         self._buffer: deque[AuditRecord] = deque(maxlen=buffer_limit)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
         self.dropped = 0  # records lost because the buffer overflowed during an outage
         self.written = 0
 
@@ -90,9 +91,10 @@ class AuditWriter:
     async def stop(self) -> None:
         """Stop the loop and write everything still buffered (one last try if the database is down)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not task.cancel(): a cancelled insert would lose the batch it had taken from the buffer.
+            self._stopping = True
+            self._wake.set()
+            await self._task
             self._task = None
         while self._buffer:
             if not await self.flush():
@@ -106,6 +108,9 @@ class AuditWriter:
         batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
         try:
             await self._insert(batch)
+        except asyncio.CancelledError:
+            self._buffer.extendleft(reversed(batch))  # not written: keep it for the final flush
+            raise
         except (IntegrityError, DataError):
             # A row the database refuses (say, a user deleted mid-flight) must not block the others:
             # retry one by one and drop only the culprits.
@@ -134,10 +139,10 @@ class AuditWriter:
         self.written += len(records)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
-            while self._buffer:
+            while self._buffer and not self._stopping:
                 if not await self.flush():
                     break  # database away: wait for the next tick

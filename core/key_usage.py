@@ -21,6 +21,7 @@ class KeyUsageWriter:
         self._database = database
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._unwritten: dict[int, float] = {}  # kept across a database outage, one entry per key
 
     def start(self) -> None:
@@ -28,9 +29,9 @@ class KeyUsageWriter:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stop.set()  # not task.cancel(): a write cut short would lose what it had drained
+            await self._task
+            self._task = None
         await self.flush()
 
     async def flush(self) -> None:
@@ -41,12 +42,14 @@ class KeyUsageWriter:
         try:
             async with self._database.session() as session:
                 await record_key_usage(session, last_used=batch)
-        except DatabaseUnavailable as exc:
-            log.warning('could not record API key usage, will retry: %s', exc.message)
+        except Exception as exc:  # unreachable or not usable yet: keep the times, retry on the next tick
+            message = exc.message if isinstance(exc, DatabaseUnavailable) else f'{exc.__class__.__name__}: {exc}'
+            log.warning('could not record API key usage, will retry: %s', message.splitlines()[0])
             return
         self._unwritten.clear()
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval)
             await self.flush()
