@@ -8,16 +8,16 @@ from __future__ import annotations
 import os
 import sys
 
-from fastapi import FastAPI
-
 from app.cli import main as cli
+from app.hotpath import HotPaths
 from core.config import get_settings
 
 __all__ = ['cli', 'create_app', 'create_demo_app']
 
 
-def create_app(*, demo: bool = False) -> FastAPI:
-    """The API (every router) with NiceGUI mounted last, so that no page can shadow an API route."""
+def create_app(*, demo: bool = False) -> HotPaths:
+    """The API (every router) with NiceGUI mounted last, so that no page can shadow an API route, behind
+    the inference routes' fast path (app/hotpath.py)."""
     settings = get_settings()
     # NiceGUI reads its storage folder at import time: keep it with the rest of our data.
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str((settings.data_dir / 'nicegui').resolve()))
@@ -25,17 +25,17 @@ def create_app(*, demo: bool = False) -> FastAPI:
     from nicegui import ui
 
     import pages
-    from app.factory import create_api_app
+    from app.factory import create_api_app, serve
 
     api = create_api_app(demo=demo)
     pages.register_all()
     ui.run_with(api, title='MindRouter', favicon='🧭', dark=None, show_welcome_message=False,
                 storage_secret=settings.resolved_secret_key(),
                 session_middleware_kwargs={'https_only': settings.is_production, 'same_site': 'lax'})
-    return api
+    return serve(api)
 
 
-def create_demo_app() -> FastAPI:
+def create_demo_app() -> HotPaths:
     """uvicorn factory for `mindrouter serve --demo`: simulated engines registered, demo users seeded."""
     return create_app(demo=True)
 

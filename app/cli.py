@@ -97,7 +97,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings.resolved_secret_key()  # in production: stop here, before anything starts, if it is unsafe
     _upgrade(settings)
     factories = {(False, False): 'main:create_app', (False, True): 'main:create_demo_app',
-                 (True, False): 'app.factory:create_api_app', (True, True): 'app.factory:create_demo_api_app'}
+                 (True, False): 'app.factory:serve_api', (True, True): 'app.factory:serve_demo_api'}
     target = factories[(args.no_ui, args.demo)]
     uvicorn.run(target, factory=True, host=args.host or settings.host, port=args.port or settings.port,
                 workers=args.workers, log_level=settings.log_level, access_log=settings.access_log)

@@ -70,11 +70,21 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
+def domain_error_response(path: str, exc: MindRouterError) -> JSONResponse:
+    """A domain error as the caller's dialect expects it (401s say how to authenticate)."""
+    headers = {'WWW-Authenticate': 'Bearer'} if exc.status_code == 401 else None
+    return error_response(dialect_for(path), exc.status_code, exc.message, error_type=exc.error_type,
+                          param=exc.param, code=exc.code, headers=headers)
+
+
+def unexpected_error_response(method: str, path: str, exc: BaseException) -> JSONResponse:
+    log.error('unhandled error on %s %s', method, path, exc_info=exc)
+    return error_response(dialect_for(path), 500, 'Internal server error.', code='internal_error')
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MindRouterError)
-    headers = {'WWW-Authenticate': 'Bearer'} if exc.status_code == 401 else None
-    return error_response(dialect_for(request.url.path), exc.status_code, exc.message, error_type=exc.error_type,
-                          param=exc.param, code=exc.code, headers=headers)
+    return domain_error_response(request.url.path, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -94,5 +104,4 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception('unhandled error on %s %s', request.method, request.url.path, exc_info=exc)
-    return error_response(dialect_for(request.url.path), 500, 'Internal server error.', code='internal_error')
+    return unexpected_error_response(request.method, request.url.path, exc)

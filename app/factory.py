@@ -1,10 +1,12 @@
-"""create_api_app(): the FastAPI application with every HTTP surface, and no NiceGUI."""
+"""create_api_app(): the FastAPI application with every HTTP surface, and no NiceGUI; `serve()` puts the
+inference routes' fast front door (app/hotpath.py) in front of a finished application."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
 from app.errors import install_error_handlers
+from app.hotpath import Handler, HotPaths
 from app.lifespan import lifespan
 from app.routers import admin, anthropic, fallback, health, ollama, openai
 from core import __version__
@@ -25,6 +27,28 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     return app
 
 
-def create_demo_api_app() -> FastAPI:
+# The inference routes: high volume, their own body parsing, auth and dialect errors.
+HOT_ROUTES: dict[tuple[str, str], Handler] = {
+    ('POST', '/v1/chat/completions'): openai.chat_completions,
+    ('POST', '/v1/completions'): openai.completions,
+    ('POST', '/v1/embeddings'): openai.embeddings,
+    ('POST', '/api/chat'): ollama.chat,
+    ('POST', '/api/generate'): ollama.generate,
+    ('POST', '/api/embed'): ollama.embed,
+    ('POST', '/anthropic/v1/messages'): anthropic.messages,
+}
+
+
+def serve(app: FastAPI) -> HotPaths:
+    """The ASGI application to serve: `app` behind the inference routes' fast path."""
+    return HotPaths(app, HOT_ROUTES)
+
+
+def serve_api() -> HotPaths:
+    """uvicorn factory for `mindrouter serve --no-ui`."""
+    return serve(create_api_app())
+
+
+def serve_demo_api() -> HotPaths:
     """uvicorn factory for `mindrouter serve --demo --no-ui`."""
-    return create_api_app(demo=True)
+    return serve(create_api_app(demo=True))

@@ -1,0 +1,44 @@
+"""The front door for the inference routes: an exact (method, path) lookup that calls the route's handler
+directly, ahead of FastAPI's and NiceGUI's middleware and routing.
+
+Measured here, that stack costs ~0.2 ms per request (middleware layers, route matching, dependency
+solving) — a fifth of the gateway's whole budget — and the inference routes use none of it: they read
+their own body, authenticate with the cached key check and render errors in their dialect. Every other
+path (admin, probes, docs, the web UI) goes through the full application unchanged. The same handlers
+stay registered on the FastAPI app, so /docs lists them and in-process tests can drive them either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from app.errors import domain_error_response, unexpected_error_response
+from core.errors import MindRouterError
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HotPaths:
+    def __init__(self, app: FastAPI, routes: Mapping[tuple[str, str], Handler]) -> None:
+        self.app = app
+        self._routes = dict(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self._routes.get((scope['method'], scope['path'])) if scope['type'] == 'http' else None
+        if handler is None:
+            await self.app(scope, receive, send)
+            return
+        scope['app'] = self.app  # handlers reach app.state through request.app
+        request = Request(scope, receive, send)
+        try:
+            response = await handler(request)
+        except MindRouterError as exc:
+            response = domain_error_response(scope['path'], exc)
+        except Exception as exc:
+            response = unexpected_error_response(scope['method'], scope['path'], exc)
+        await response(scope, receive, send)
