@@ -12,9 +12,9 @@ import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from core.db import Database
@@ -57,6 +57,13 @@ class AuditRecord:
 _COLUMNS = tuple(f.name for f in fields(AuditRecord))
 
 
+def _db_value(value: object, datetime_as_text: bool) -> object:
+    if isinstance(value, datetime):  # stored as naive UTC, as core.models.base.UtcDateTime does
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        return naive.isoformat(' ') if datetime_as_text else naive
+    return value
+
+
 class AuditWriter:
     def __init__(self, database: Database, *, interval: float = 1.0, batch_size: int = 500,
                  buffer_limit: int = 50_000) -> None:
@@ -67,6 +74,7 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._statement: tuple[str, tuple[str, ...]] | None = None  # SQL and its parameter order
         self.dropped = 0  # records lost because the buffer overflowed during an outage
         self.written = 0
 
@@ -134,7 +142,19 @@ class AuditWriter:
 
     async def _insert(self, records: list[AuditRecord]) -> None:
         async with self._database.connect() as conn:
-            await conn.execute(insert(RequestLog), [record.row() for record in records])
+            dialect = conn.dialect
+            if self._statement is None:
+                # Compiled once, then rows go to the driver as plain tuples: SQLAlchemy's per-row parameter
+                # processing cost ~55 µs a row, more than everything else the writer does.
+                compiled = insert(RequestLog).values({name: bindparam(name) for name in _COLUMNS}).compile(
+                    dialect=dialect)
+                positions = compiled.positiontup  # both drivers (sqlite3, aiomysql) take positional parameters
+                assert positions is not None, f'{dialect.name} driver does not take positional parameters'
+                self._statement = (str(compiled), tuple(positions))
+            sql, order = self._statement
+            as_text = dialect.name == 'sqlite'  # SQLAlchemy's SQLite DATETIME is text; drivers elsewhere take datetimes
+            rows = [tuple(_db_value(getattr(record, name), as_text) for name in order) for record in records]
+            await conn.exec_driver_sql(sql, rows)
             await conn.commit()
         self.written += len(records)
 
