@@ -27,6 +27,7 @@ from core.audit import AuditRecord, AuditWriter
 from core.config import Settings
 from core.errors import InvalidRequest, MindRouterError, RequestTooLarge
 from core.gateway.service import Gateway, StreamBroken, UpstreamStream
+from core.metrics import GatewayMetrics
 from core.models import utcnow
 from core.translate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from core.translate.streaming import StreamEncoder
@@ -73,10 +74,17 @@ class Exchange:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
-    def record(self, *, status: str, http_status: int, **fields: Any) -> None:
-        audit: AuditWriter = self.request.app.state.audit
+    def record(self, *, status: str, http_status: int, overhead_ms: float | None = None, **fields: Any) -> None:
+        """The request's audit record and metrics: called exactly once per request, on every exit path."""
+        state = self.request.app.state
+        audit: AuditWriter = state.audit
+        metrics: GatewayMetrics = state.metrics
         client = self.request.client
         total_ms = self.elapsed_ms()
+        metrics.observe(endpoint=self.endpoint, model=fields.get('model', ''), status=status, total_s=total_ms / 1000,
+                        prompt_tokens=fields.get('prompt_tokens', 0),
+                        completion_tokens=fields.get('completion_tokens', 0),
+                        overhead_s=overhead_ms / 1000 if overhead_ms is not None else None)
         now = utcnow()
         audit.submit(AuditRecord(
             request_id=self.request_id, endpoint=self.endpoint, status=status, http_status=http_status,
@@ -124,10 +132,12 @@ async def complete(exchange: Exchange, chat: ChatRequest,
         raise
     answer = result.response
     response = JSONResponse(render(answer, exchange))
-    _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms, result.timing.backend_ms)
-    exchange.record(status='completed', http_status=200, model=chat.model, backend_id=result.backend.id,
-                    backend_name=result.backend.name, prompt_tokens=answer.usage.prompt_tokens,
-                    completion_tokens=answer.usage.completion_tokens, queue_ms=result.timing.queue_ms,
+    overhead = _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms,
+                               result.timing.backend_ms)
+    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=chat.model,
+                    backend_id=result.backend.id, backend_name=result.backend.name,
+                    prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
+                    queue_ms=result.timing.queue_ms,
                     prompt=prompt, response=answer.content if exchange.settings.audit_log_responses else None)
     return response
 
@@ -161,10 +171,11 @@ async def embed(exchange: Exchange, request: EmbeddingRequest,
         exchange.record(status='failed', http_status=exc.status_code, model=request.model, error=exc.message)
         raise
     response = JSONResponse(render(result.response, exchange))
-    _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms, result.timing.backend_ms)
-    exchange.record(status='completed', http_status=200, model=request.model, backend_id=result.backend.id,
-                    backend_name=result.backend.name, prompt_tokens=result.response.prompt_tokens,
-                    queue_ms=result.timing.queue_ms)
+    overhead = _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms,
+                               result.timing.backend_ms)
+    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=request.model,
+                    backend_id=result.backend.id, backend_name=result.backend.name,
+                    prompt_tokens=result.response.prompt_tokens, queue_ms=result.timing.queue_ms)
     return response
 
 
@@ -230,12 +241,15 @@ async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-def _timing_headers(response: Response, exchange: Exchange, backend: str, queue_ms: float, backend_ms: float) -> None:
+def _timing_headers(response: Response, exchange: Exchange, backend: str, queue_ms: float, backend_ms: float
+                    ) -> float:
+    """Set the timing headers; returns the overhead in ms."""
     overhead = max(0.0, exchange.elapsed_ms() - queue_ms - backend_ms)
     response.headers['X-Request-ID'] = exchange.request_id
     response.headers['X-MindRouter-Backend'] = backend
     response.headers['X-MindRouter-Queue-Ms'] = f'{queue_ms:.2f}'
     response.headers['X-MindRouter-Overhead-Ms'] = f'{overhead:.3f}'
+    return overhead
 
 
 def _prompt_text(chat: ChatRequest) -> str:

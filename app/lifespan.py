@@ -20,6 +20,7 @@ from core.gateway.engines import adapter_for
 from core.gateway.service import Gateway
 from core.gateway.upstream import UpstreamPool
 from core.key_usage import KeyUsageWriter
+from core.metrics import GatewayMetrics
 from core.migrations import head_revision
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
@@ -44,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     upstream = UpstreamPool(connect_timeout=settings.backend_connect_timeout,
                             read_timeout=settings.backend_read_timeout)
     picker = LeastLoadedPicker(registry, queue_timeout=settings.queue_timeout)
+    app.state.metrics = GatewayMetrics(registry, lambda: picker.waiting)
 
     app.state.settings = settings
     app.state.database = database

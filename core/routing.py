@@ -63,6 +63,11 @@ class LeastLoadedPicker:
             backend.in_flight += 1
         return Slot(backend, (time.perf_counter() - started) * 1000, self)
 
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a slot now."""
+        return len(self._waiters)
+
     def release(self, backend: BackendState) -> None:
         """Hand the freed place straight to the oldest waiter that can use it, else free it."""
         if backend.healthy:

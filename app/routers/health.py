@@ -1,14 +1,18 @@
-"""Probes for orchestrators: /healthz (the process answers) and /readyz (the database is usable)."""
+"""Probes and metrics for operators: /healthz (the process answers), /readyz (the database is usable),
+/metrics (Prometheus)."""
 
 from __future__ import annotations
 
 import asyncio
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
 
 from app.responses import JSONResponse
 from core.db import Database
 from core.errors import DatabaseUnavailable
+from core.metrics import GatewayMetrics
 
 router = APIRouter(tags=['Health'])
 
@@ -34,6 +38,13 @@ async def readyz(request: Request) -> JSONResponse:
         state = 'empty (no migrations applied)' if current is None else f'at revision {current}'
         return _unavailable(f'database schema is {state}, expected {expected}: run `mindrouter migrate`')
     return JSONResponse({'status': 'ready', 'database': database.location, 'schema': current})
+
+
+@router.get('/metrics', response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition: requests, latencies, tokens, queue depth, in-flight and health per backend."""
+    gateway_metrics: GatewayMetrics = request.app.state.metrics
+    return Response(gateway_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _unavailable(reason: str) -> JSONResponse:

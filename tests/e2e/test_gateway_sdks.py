@@ -21,6 +21,7 @@ import httpx
 import ollama
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from sim.text import expected_text
 from tests.e2e.processes import free_port, running
@@ -259,3 +260,26 @@ def test_the_audit_trail_has_a_row_per_request_with_prompt_and_answer(cluster: C
     assert (endpoint, model, backend, status, http_status) == (
         '/v1/chat/completions', 'llama3.2:latest', 'sim-ollama', 'completed', 200)
     assert completion_tokens == 3 and answer == expected_text(marker, 3) and user is not None
+
+
+def test_prometheus_metrics_parse_and_move_with_traffic(cluster: Cluster, openai_client: openai.OpenAI) -> None:
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(f'{cluster.url}/metrics').text
+        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text) for sample in family.samples}
+
+    chat = ('mindrouter_requests_total', (('endpoint', '/v1/chat/completions'), ('model', MODELS['vllm']),
+                                          ('status', 'completed')))
+    tokens = ('mindrouter_tokens_total', (('kind', 'completion'), ('model', MODELS['vllm'])))
+    before = scrape()
+    openai_client.chat.completions.create(model=MODELS['vllm'], messages=[{'role': 'user', 'content': PROMPT}],
+                                          max_tokens=4)
+    after = scrape()
+
+    assert after[chat] == before.get(chat, 0) + 1
+    assert after[tokens] == before.get(tokens, 0) + 4
+    assert after[('mindrouter_backend_healthy', (('backend', 'sim-vllm'), ('engine', 'vllm')))] == 1
+    assert after[('mindrouter_backend_in_flight', (('backend', 'sim-ollama'),))] == 0
+    assert after[('mindrouter_queue_depth', ())] == 0
+    assert after[('mindrouter_gateway_overhead_seconds_count', ())] > before.get(
+        ('mindrouter_gateway_overhead_seconds_count', ()), 0)
