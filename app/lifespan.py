@@ -22,6 +22,7 @@ from core.gateway.upstream import UpstreamPool
 from core.key_usage import KeyUsageWriter
 from core.metrics import GatewayMetrics
 from core.migrations import head_revision
+from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
 from core.routing import LeastLoadedPicker
@@ -54,6 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.audit = audit
     app.state.registry = registry
     app.state.monitor = monitor
+    lifecycle = BackendLifecycle(database, registry, monitor)
+    app.state.lifecycle = lifecycle
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts)
@@ -72,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await lifecycle.stop()
         await monitor.stop()
         if demo is not None:
             await demo.stop()

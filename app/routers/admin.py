@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict
 
 from app.deps import require_admin
 from core.db import Database
-from core.models import Backend, BackendBase, BackendModel
+from core.models import Backend, BackendBase, BackendModel, BackendUpdate
 from core.registry import store
+from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
 
@@ -19,6 +20,10 @@ router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(re
 
 
 class BackendCreate(BackendBase):
+    model_config = ConfigDict(extra='forbid')  # type: ignore[assignment]
+
+
+class BackendPatch(BackendUpdate):
     model_config = ConfigDict(extra='forbid')  # type: ignore[assignment]
 
 
@@ -67,6 +72,41 @@ async def list_backends(request: Request) -> Any:
     async with database.session() as session:
         rows = await store.list_backends(session)
     return [_to_public(request, backend, models) for backend, models in rows]
+
+
+@router.patch('/backends/{backend_id}', response_model=BackendPublic)
+async def update_backend(backend_id: int, payload: BackendPatch, request: Request) -> Any:
+    """Change name, url, max_concurrent, node_id or gpu_indices; the models are re-discovered."""
+    database: Database = request.app.state.database
+    monitor: RegistryMonitor = request.app.state.monitor
+    async with database.session() as session:
+        await store.update_backend(session, backend_id=backend_id, changes=payload)
+    await monitor.check(backend_id)
+    return await _public(request, backend_id)
+
+
+@router.post('/backends/{backend_id}/enable', response_model=BackendPublic)
+async def enable_backend(backend_id: int, request: Request) -> Any:
+    """Back into rotation, after a fresh check."""
+    lifecycle: BackendLifecycle = request.app.state.lifecycle
+    await lifecycle.enable(backend_id)
+    return await _public(request, backend_id)
+
+
+@router.post('/backends/{backend_id}/disable', response_model=BackendPublic)
+async def disable_backend(backend_id: int, request: Request) -> Any:
+    """Out of rotation now; requests already on it finish."""
+    lifecycle: BackendLifecycle = request.app.state.lifecycle
+    await lifecycle.disable(backend_id)
+    return await _public(request, backend_id)
+
+
+@router.post('/backends/{backend_id}/drain', response_model=BackendPublic)
+async def drain_backend(backend_id: int, request: Request) -> Any:
+    """No new requests; the ones in flight finish; then the backend disables itself."""
+    lifecycle: BackendLifecycle = request.app.state.lifecycle
+    await lifecycle.drain(backend_id)
+    return await _public(request, backend_id)
 
 
 @router.post('/backends/{backend_id}/refresh', response_model=BackendPublic)

@@ -11,7 +11,7 @@ from core.models.accounts import (
     UserPublic,
 )
 from core.models.audit import RequestLog
-from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, Engine
+from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.models.base import utcnow
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
 
@@ -23,6 +23,7 @@ __all__ = [
     'BackendBase',
     'BackendModel',
     'BackendStatus',
+    'BackendUpdate',
     'Engine',
     'QuotaOverride',
     'QuotaRequest',

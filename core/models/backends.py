@@ -20,7 +20,13 @@ class BackendStatus(StrEnum):
     unknown = 'unknown'  # registered, not checked yet
     healthy = 'healthy'
     unhealthy = 'unhealthy'  # the last check failed
-    disabled = 'disabled'  # an admin took it out of rotation
+    draining = 'draining'  # an admin is taking it out: no new requests, in-flight ones finish, then disabled
+    disabled = 'disabled'  # out of rotation until an admin enables it
+
+    @property
+    def set_by_admin(self) -> bool:
+        """States health checks never override."""
+        return self in (BackendStatus.draining, BackendStatus.disabled)
 
 
 class BackendBase(SQLModel):
@@ -30,6 +36,16 @@ class BackendBase(SQLModel):
     max_concurrent: int = Field(default=4, ge=1, le=4096)  # must match the engine's own limit (see docs)
     node_id: int | None = Field(default=None, index=True)  # the GPU node it runs on (cluster registry)
     gpu_indices: list[int] | None = Field(default=None, sa_type=JSON)  # None: all of the node's GPUs
+
+
+class BackendUpdate(SQLModel):
+    """PATCH /api/admin/backends/{id}: only the fields sent change."""
+
+    name: str | None = Field(default=None, max_length=100)
+    url: str | None = Field(default=None, max_length=255)
+    max_concurrent: int | None = Field(default=None, ge=1, le=4096)
+    node_id: int | None = None
+    gpu_indices: list[int] | None = None
 
 
 class Backend(BackendBase, table=True):

@@ -52,7 +52,7 @@ class RegistryMonitor:
         return backend
 
     async def check_all(self) -> None:
-        targets = [b.id for b in self._view.backends if b.status != BackendStatus.disabled]
+        targets = [b.id for b in self._view.backends if b.status != BackendStatus.disabled]  # draining: still checked
         results = await asyncio.gather(*(self.check(backend_id) for backend_id in targets), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, DatabaseUnavailable):

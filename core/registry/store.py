@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import InvalidRequest, NotFound
-from core.models import Backend, BackendBase, BackendModel, BackendStatus, Engine, utcnow
+from core.models import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine, utcnow
 from core.registry.discovery import Discovery
 from core.registry.view import BackendState, ModelInfo
 
@@ -65,12 +65,13 @@ async def record_discovery(session: AsyncSession, *, backend_id: int, discovery:
     now = utcnow()
     backend.last_checked_at = now
     backend.updated_at = now
+    keep = BackendStatus(backend.status).set_by_admin  # a check never overrides an admin's drain or disable
     if discovery is None:
-        if backend.status != BackendStatus.disabled:
+        if not keep:
             backend.status = BackendStatus.unhealthy
         backend.last_error = error
     else:
-        if backend.status != BackendStatus.disabled:
+        if not keep:
             backend.status = BackendStatus.healthy
         backend.last_error = None
         backend.version = discovery.version
@@ -80,6 +81,38 @@ async def record_discovery(session: AsyncSession, *, backend_id: int, discovery:
                                      context_length=model.context_length, parameter_size=model.parameter_size,
                                      quantization=model.quantization, size_bytes=model.size_bytes,
                                      capabilities=model.capabilities, details=model.details))
+    session.add(backend)
+    await session.commit()
+    await session.refresh(backend)
+    return backend
+
+
+async def update_backend(session: AsyncSession, *, backend_id: int, changes: BackendUpdate) -> Backend:
+    """Apply an admin's edit; the same rules as registration, nothing written if any field is wrong."""
+    backend = await get_backend(session, backend_id=backend_id)
+    fields = changes.model_dump(exclude_unset=True)
+    candidate = BackendBase(**{**backend.model_dump(include=set(BackendBase.model_fields)), **fields})
+    validate_backend(candidate)
+    candidate.url = candidate.url.rstrip('/')
+    others = select(Backend).where(col(Backend.id) != backend_id,
+                                   (Backend.name == candidate.name) | (Backend.url == candidate.url))
+    clash = (await session.exec(others)).first()
+    if clash is not None:
+        what = 'name' if clash.name == candidate.name else 'url'
+        raise InvalidRequest(f'a backend with this {what} is already registered (id {clash.id})', param=what)
+    for name in fields:
+        setattr(backend, name, getattr(candidate, name))
+    backend.updated_at = utcnow()
+    session.add(backend)
+    await session.commit()
+    await session.refresh(backend)
+    return backend
+
+
+async def set_status(session: AsyncSession, *, backend_id: int, status: BackendStatus) -> Backend:
+    backend = await get_backend(session, backend_id=backend_id)
+    backend.status = status
+    backend.updated_at = utcnow()
     session.add(backend)
     await session.commit()
     await session.refresh(backend)

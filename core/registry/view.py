@@ -42,6 +42,12 @@ class BackendState:
     def healthy(self) -> bool:
         return self.status == BackendStatus.healthy
 
+    def refresh_from(self, fresh: BackendState) -> None:
+        """Take the database's view of this backend, keeping this object (slots in flight point at it)."""
+        self.name, self.url, self.engine = fresh.name, fresh.url, fresh.engine
+        self.max_concurrent, self.status, self.simulated = fresh.max_concurrent, fresh.status, fresh.simulated
+        self.models = fresh.models
+
     @property
     def has_free_slot(self) -> bool:
         return self.in_flight < self.max_concurrent
@@ -61,12 +67,15 @@ class RegistryView:
         self._by_model: dict[str, list[BackendState]] = {}
 
     def replace(self, backends: Iterable[BackendState]) -> None:
-        """Swap in fresh state from the database, keeping this process's in-flight counts."""
-        fresh = {backend.id: backend for backend in backends}
-        for backend_id, backend in fresh.items():
-            old = self._backends.get(backend_id)
-            if old is not None:
-                backend.in_flight = old.in_flight
+        """Take fresh state from the database. A backend already known keeps its object — and so its
+        in-flight count: slots taken before the reload release on the same object."""
+        fresh: dict[int, BackendState] = {}
+        for backend in backends:
+            known = self._backends.get(backend.id)
+            if known is not None:
+                known.refresh_from(backend)
+                backend = known
+            fresh[backend.id] = backend
         by_model: dict[str, list[BackendState]] = {}
         for backend in fresh.values():
             for name in backend.models:

@@ -95,3 +95,13 @@ def test_model_names_resolve_like_ollama() -> None:
     assert view.resolve('llama3.2:latest') == 'llama3.2:latest'
     assert view.resolve('qwen3') is None  # only :latest is implicit
     assert view.resolve('org/Model-1B') == 'org/Model-1B'
+
+
+async def test_slots_taken_before_a_registry_reload_are_released_on_the_reloaded_backend() -> None:
+    picker, view = picker_for(backend(1, slots=2))
+    slot = await picker.acquire('m')
+    view.replace([backend(1, slots=3)])  # the periodic reload: fresh rows from the database
+    assert view.backends[0].in_flight == 1 and view.backends[0].max_concurrent == 3
+
+    slot.release()
+    assert view.backends[0].in_flight == 0

@@ -1,0 +1,1 @@
+"""MindRouter GPU sidecar agent (deployed on its own; imports nothing else from this repository)."""
