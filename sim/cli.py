@@ -1,4 +1,6 @@
-"""`python -m sim ollama|vllm --port N [knobs]`: run one fake engine until SIGINT/SIGTERM."""
+"""`python -m sim ollama|vllm --port N [knobs]`: run one fake engine until SIGINT/SIGTERM.
+
+`python -m sim sidecar --port N [--gpus 4 --key K ...]` runs the fake GPU sidecar (sim/sidecar.py)."""
 
 from __future__ import annotations
 
@@ -75,6 +77,11 @@ async def serve(engine: Engine, config: SimConfig, host: str, port: int) -> None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['sidecar']:  # the fake GPU sidecar is not an engine: its own knobs and parser
+        from sim.sidecar import main as sidecar_main
+
+        return sidecar_main(argv[1:])
     args = build_parser().parse_args(argv)
     engine = cast(Engine, args.engine)
     try:

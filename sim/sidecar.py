@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from sim.http import AbortConnection, HttpServer, Request, Response, Router
+from sim.http import AbortConnection, Handler, HttpServer, Request, Response, Router
 
 KEY_HEADER = 'x-sidecar-key'  # sim.http lower-cases header names
 DEFAULT_PORT = 8007
@@ -93,8 +93,10 @@ class SidecarConfig:
     def validate(self) -> None:
         if not self.key:
             raise ValueError('key must not be empty (a real sidecar refuses to start without one)')
-        if self.gpus < 0:
-            raise ValueError('gpus must be >= 0')
+        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
+            raise ValueError('gpus must be an integer >= 0')
+        if not all(isinstance(i, int) for i in self.failing_gpus):
+            raise ValueError('failing_gpus must be a list of GPU indices')
         if self.memory_total_gb <= 0 or self.power_limit_watts <= 0 or self.period_s <= 0:
             raise ValueError('memory_total_gb, power_limit_watts and period_s must be > 0')
         if self.fault is not None and self.fault not in SIDECAR_FAULTS:
@@ -247,7 +249,7 @@ class SidecarSim:
     def _now(self) -> float:
         return self.config.time_s if self.config.time_s is not None else self.clock()
 
-    def _guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Any]:
+    def _guarded(self, handler: Callable[[Request], Response]) -> Handler:
         """Transport faults first (a broken server fails whatever the key), then the key, then the handler."""
 
         async def guarded(request: Request) -> Response:
