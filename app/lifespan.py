@@ -59,7 +59,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.lifecycle = lifecycle
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
-                                max_attempts=settings.backend_max_attempts)
+                                max_attempts=settings.backend_max_attempts,
+                                context_cap=settings.context_length_cap,
+                                override_num_ctx=settings.ollama_override_num_ctx)
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:

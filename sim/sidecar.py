@@ -165,11 +165,11 @@ def gpu_reading(config: SidecarConfig, index: int, t: float) -> Json:
 
 
 def gpu_info(config: SidecarConfig, t: float) -> Json:
-    gpus = [
+    gpus: list[Json] = [
         {'index': i, 'error': 'Unknown Error'} if i in config.failing_gpus else gpu_reading(config, i, t)
         for i in range(config.gpus)
     ]
-    gpu_watts = sum(float(g.get('power_draw_watts') or 0) for g in gpus)
+    gpu_watts = sum(g.get('power_draw_watts') or 0.0 for g in gpus)
     base = 350.0  # CPUs, fans, disks: what the BMC sees beyond the GPUs
     server_power: Json = (
         {

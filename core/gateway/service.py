@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import orjson
@@ -25,6 +25,7 @@ from core.gateway.http import (
     UpstreamTimeout,
 )
 from core.gateway.upstream import UpstreamPool
+from core.models import Engine
 from core.registry.view import BackendState, RegistryView
 from core.routing import BackendPicker, Slot
 from core.translate.canonical import ChatRequest, ChatResponse, Delta, EmbeddingRequest, EmbeddingResponse, Usage
@@ -121,12 +122,30 @@ class UpstreamStream:
 
 class Gateway:
     def __init__(self, *, registry: RegistryView, picker: BackendPicker, upstream: UpstreamPool,
-                 adapters: Callable[[str], EngineAdapter], max_attempts: int = 3) -> None:
+                 adapters: Callable[[str], EngineAdapter], max_attempts: int = 3, context_cap: int = 32768,
+                 override_num_ctx: bool = True) -> None:
         self._registry = registry
         self._picker = picker
         self._upstream = upstream
         self._adapters = adapters
         self._max_attempts = max_attempts
+        self._context_cap = context_cap
+        self._override_num_ctx = override_num_ctx
+
+    def for_backend(self, request: ChatRequest, backend: BackendState) -> ChatRequest:
+        """The request as this backend gets it. Ollama loads a model with the context its request names
+        (default 2-4k tokens, or whatever a user asks, up to what no GPU can hold): every request carries
+        `num_ctx` = the model's context length capped at CONTEXT_LENGTH_CAP, so one model is loaded once,
+        at a size an operator chose. A user's own num_ctx is kept only when OLLAMA_OVERRIDE_NUM_CTX is off."""
+        if backend.engine != Engine.ollama:
+            return request
+        info = backend.models.get(request.model)
+        if info is None or not info.context_length:
+            return request
+        if 'num_ctx' in request.backend_options and not self._override_num_ctx:
+            return request
+        options = {**request.backend_options, 'num_ctx': min(info.context_length, self._context_cap)}
+        return replace(request, backend_options=options)
 
     def resolve(self, model: str) -> str:
         """The served model name, or ModelNotFound (404 in the caller's dialect)."""
@@ -137,17 +156,17 @@ class Gateway:
 
     async def complete(self, request: ChatRequest) -> Completion:
         response, backend, timing = await self._call(
-            request.model, lambda adapter: adapter.chat_request(request),
+            request.model, lambda adapter, backend: adapter.chat_request(self.for_backend(request, backend)),
             lambda adapter, body: adapter.parse_chat_response(body))
         return Completion(response, backend, timing)
 
     async def embed(self, request: EmbeddingRequest) -> Embeddings:
         response, backend, timing = await self._call(
-            request.model, lambda adapter: adapter.embed_request(request),
+            request.model, lambda adapter, _backend: adapter.embed_request(request),
             lambda adapter, body: adapter.parse_embed_response(body, request.model))
         return Embeddings(response, backend, timing)
 
-    async def _call(self, model: str, build: Callable[[EngineAdapter], tuple[str, dict[str, Any]]],
+    async def _call(self, model: str, build: Callable[[EngineAdapter, BackendState], tuple[str, dict[str, Any]]],
                     parse: Callable[[EngineAdapter, dict[str, Any]], T]) -> tuple[T, BackendState, Timing]:
         """One non-streaming exchange, failing over to another backend on errors before any answer."""
         timing = Timing()
@@ -157,7 +176,7 @@ class Gateway:
             slot = await self._acquire(model, tried, timing)
             try:  # every exit releases the slot (release is idempotent)
                 adapter = self._adapters(slot.backend.engine)
-                path, body = build(adapter)
+                path, body = build(adapter, slot.backend)
                 started = time.perf_counter()
                 try:
                     response = await self._upstream.pool(slot.backend).request('POST', path, orjson.dumps(body))
@@ -192,7 +211,7 @@ class Gateway:
         while timing.attempts < self._max_attempts:
             slot = await self._acquire(request.model, tried, timing)
             adapter = self._adapters(slot.backend.engine)
-            path, body = adapter.chat_request(request)
+            path, body = adapter.chat_request(self.for_backend(request, slot.backend))
             started = time.perf_counter()
             response: UpstreamResponse | None = None
             try:
