@@ -42,7 +42,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # For control-plane calls (discovery, health, /api/ps): short timeouts, apart from the inference pools.
     control_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), trust_env=False)
     monitor = RegistryMonitor(database, registry, control_client, check_interval=settings.backend_check_interval,
-                              reload_interval=settings.registry_reload_interval)
+                              reload_interval=settings.registry_reload_interval,
+                              unhealthy_after=settings.backend_unhealthy_after)
     upstream = UpstreamPool(connect_timeout=settings.backend_connect_timeout,
                             read_timeout=settings.backend_read_timeout)
     picker = LeastLoadedPicker(registry, queue_timeout=settings.queue_timeout)
@@ -61,7 +62,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
                                 context_cap=settings.context_length_cap,
-                                override_num_ctx=settings.ollama_override_num_ctx)
+                                override_num_ctx=settings.ollama_override_num_ctx,
+                                cooldown=settings.backend_cooldown, on_failure=monitor.check_soon)
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:

@@ -53,7 +53,8 @@ class LeastLoadedPicker:
     async def acquire(self, model: str, *, exclude: frozenset[int] = frozenset()) -> Slot:
         """A slot on a healthy backend serving `model` (already resolved), waiting while all are full."""
         started = time.perf_counter()
-        candidates = [b for b in self._registry.serving(model) if b.healthy and b.id not in exclude]
+        now = time.monotonic()
+        candidates = [b for b in self._registry.serving(model) if b.available(now) and b.id not in exclude]
         if not candidates:
             raise BackendUnavailable(f'no healthy backend is serving {model!r} right now')
         backend = _least_loaded(candidates)
@@ -70,7 +71,7 @@ class LeastLoadedPicker:
 
     def release(self, backend: BackendState) -> None:
         """Hand the freed place straight to the oldest waiter that can use it, else free it."""
-        if backend.healthy:
+        if backend.available(time.monotonic()):
             for waiter in self._waiters:
                 if backend.id not in waiter.exclude and waiter.model in backend.models:
                     self._waiters.remove(waiter)

@@ -123,7 +123,8 @@ class UpstreamStream:
 class Gateway:
     def __init__(self, *, registry: RegistryView, picker: BackendPicker, upstream: UpstreamPool,
                  adapters: Callable[[str], EngineAdapter], max_attempts: int = 3, context_cap: int = 32768,
-                 override_num_ctx: bool = True) -> None:
+                 override_num_ctx: bool = True, cooldown: float = 10.0,
+                 on_failure: Callable[[int], None] | None = None) -> None:
         self._registry = registry
         self._picker = picker
         self._upstream = upstream
@@ -131,6 +132,8 @@ class Gateway:
         self._max_attempts = max_attempts
         self._context_cap = context_cap
         self._override_num_ctx = override_num_ctx
+        self._cooldown = cooldown
+        self._on_failure = on_failure
 
     def for_backend(self, request: ChatRequest, backend: BackendState) -> ChatRequest:
         """The request as this backend gets it. Ollama loads a model with the context its request names
@@ -260,9 +263,13 @@ class Gateway:
         timing.attempts += 1
         return slot
 
-    @staticmethod
-    def _failed(slot: Slot, tried: set[int], reason: str) -> str:
+    def _failed(self, slot: Slot, tried: set[int], reason: str) -> str:
+        """A backend failed a live request: try another, and keep new requests off it for a cool-down
+        while the monitor checks it at once (rather than at its next periodic check)."""
         slot.release()
         tried.add(slot.backend.id)
+        slot.backend.cooldown_until = time.monotonic() + self._cooldown
+        if self._on_failure is not None:
+            self._on_failure(slot.backend.id)
         log.warning('backend %s failed before the first byte, trying another: %s', slot.backend.name, reason)
         return reason

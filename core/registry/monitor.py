@@ -25,31 +25,57 @@ log = logging.getLogger('mindrouter.registry')
 
 class RegistryMonitor:
     def __init__(self, database: Database, view: RegistryView, client: httpx.AsyncClient, *,
-                 check_interval: float, reload_interval: float) -> None:
+                 check_interval: float, reload_interval: float, unhealthy_after: int = 2) -> None:
         self._database = database
         self._view = view
         self._check_interval = check_interval
         self._reload_interval = reload_interval
         self._client = client
         self._tasks: list[asyncio.Task[None]] = []
+        self._unhealthy_after = unhealthy_after
+        self._failures: dict[int, int] = {}  # backend id -> consecutive failed checks
+        self._urgent: dict[int, asyncio.Task[Backend]] = {}  # checks asked for after live failures
 
     async def reload(self) -> None:
         async with self._database.session() as session:
             self._view.replace(await store.load_states(session))
 
     async def check(self, backend_id: int) -> Backend:
-        """Discover one backend's models now, store the result (healthy or the error) and reload."""
+        """Discover one backend's models now and store the result. A backend turns unhealthy after
+        `unhealthy_after` consecutive failed checks (one blip does not take it out), healthy on the first
+        good one."""
         async with self._database.session() as session:
             backend = await store.get_backend(session, backend_id=backend_id)
             try:
                 found = await discover(self._client, backend.url, backend.engine)
             except DiscoveryError as exc:
-                log.warning('backend %s is unhealthy: %s', backend.name, exc)
-                backend = await store.record_discovery(session, backend_id=backend_id, discovery=None, error=str(exc))
+                failures = self._failures[backend_id] = self._failures.get(backend_id, 0) + 1
+                out = failures >= self._unhealthy_after
+                log.warning('backend %s failed its check (%d in a row)%s: %s', backend.name, failures,
+                            ', unhealthy' if out else '', exc)
+                backend = await store.record_discovery(session, backend_id=backend_id, discovery=None,
+                                                       error=str(exc), mark_unhealthy=out)
             else:
+                self._failures.pop(backend_id, None)
                 backend = await store.record_discovery(session, backend_id=backend_id, discovery=found)
         await self.reload()
+        state = self._view.backend(backend_id)
+        if state is not None and state.healthy and backend_id not in self._failures:
+            state.cooldown_until = 0.0  # it answers again: no need to wait out the cool-down
         return backend
+
+    def check_soon(self, backend_id: int) -> None:
+        """Check a backend now, in the background (a live request just failed on it); one at a time."""
+        if backend_id in self._urgent:
+            return
+        task = asyncio.get_running_loop().create_task(self.check(backend_id), name=f'check-{backend_id}')
+        self._urgent[backend_id] = task
+        task.add_done_callback(lambda done: self._urgent_done(backend_id, done))
+
+    def _urgent_done(self, backend_id: int, task: asyncio.Task[Backend]) -> None:
+        self._urgent.pop(backend_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning('urgent check of backend %d failed: %s', backend_id, task.exception())
 
     async def check_all(self) -> None:
         targets = [b.id for b in self._view.backends if b.status != BackendStatus.disabled]  # draining: still checked
@@ -64,12 +90,13 @@ class RegistryMonitor:
                        loop.create_task(self._every(self._check_interval, self.check_all), name='backend-checks')]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._urgent.values()]:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+        for task in [*self._tasks, *self._urgent.values()]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        self._urgent.clear()
 
     @staticmethod
     async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -59,15 +59,16 @@ async def list_backends(session: AsyncSession) -> list[tuple[Backend, list[Backe
 
 
 async def record_discovery(session: AsyncSession, *, backend_id: int, discovery: Discovery | None,
-                           error: str | None = None) -> Backend:
-    """Store what a check found: the model list and healthy, or the error and unhealthy (models kept)."""
+                           error: str | None = None, mark_unhealthy: bool = True) -> Backend:
+    """Store what a check found: the model list and healthy, or the error (and, when `mark_unhealthy`,
+    the unhealthy status; the model list is kept either way)."""
     backend = await get_backend(session, backend_id=backend_id)
     now = utcnow()
     backend.last_checked_at = now
     backend.updated_at = now
     keep = BackendStatus(backend.status).set_by_admin  # a check never overrides an admin's drain or disable
     if discovery is None:
-        if not keep:
+        if not keep and mark_unhealthy:
             backend.status = BackendStatus.unhealthy
         backend.last_error = error
     else:

@@ -37,6 +37,11 @@ class BackendState:
     simulated: bool = False
     models: dict[str, ModelInfo] = field(default_factory=dict)
     in_flight: int = 0  # requests this process has on it now
+    cooldown_until: float = 0.0  # monotonic time: a live request failed here, leave it alone until then
+
+    def available(self, now: float) -> bool:
+        """Healthy, and not cooling down after a failed request."""
+        return self.status == BackendStatus.healthy and self.cooldown_until <= now
 
     @property
     def healthy(self) -> bool:

@@ -40,10 +40,23 @@ SERVER_POWER_FIELDS = ('instantaneous_watts', 'minimum_watts', 'maximum_watts', 
 HEALTH_OK_FIELDS = ('status', 'gpu_count', 'sidecar_version')
 HEALTH_ERROR_FIELDS = ('status', 'error', 'sidecar_version')
 
-_DECIMALS = {'memory_total_gb': 2, 'memory_used_gb': 2, 'memory_free_gb': 2, 'power_draw_watts': 1}
-_DECIMALS['power_limit_watts'] = 1
-_INTS = ('utilization_gpu', 'utilization_memory', 'temperature_gpu', 'temperature_memory', 'fan_speed_percent')
-_INTS += ('clock_sm_mhz', 'clock_memory_mhz')
+# GiB to 2 decimals, W to 1 decimal.
+_DECIMALS = {
+    'memory_total_gb': 2,
+    'memory_used_gb': 2,
+    'memory_free_gb': 2,
+    'power_draw_watts': 1,
+    'power_limit_watts': 1,
+}
+_INTS = (
+    'utilization_gpu',
+    'utilization_memory',
+    'temperature_gpu',
+    'temperature_memory',
+    'fan_speed_percent',
+    'clock_sm_mhz',
+    'clock_memory_mhz',
+)
 
 
 def check_gpu(gpu: dict[str, Any]) -> None:

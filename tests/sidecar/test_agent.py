@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -77,7 +79,8 @@ async def test_failing_metrics_are_null_and_the_rest_still_reads(client: httpx.A
 
 @pytest.mark.parametrize('kind', ['dead', 'lost'])
 async def test_a_gpu_that_fails_entirely_becomes_index_and_error(kind: str) -> None:
-    nvml = FakeNvml(3, **{kind: [2]})  # dead: no handle; lost: a handle, but every metric fails
+    # dead: no handle; lost: a handle, but every metric fails
+    nvml = FakeNvml(3, dead=[2]) if kind == 'dead' else FakeNvml(3, lost=[2])
     async with make_client(nvml) as c:
         body = await get_json(c, '/gpu-info')
     check_gpu_info(body)
@@ -120,8 +123,13 @@ async def test_server_power_failure_never_fails_the_response() -> None:
 @pytest.mark.parametrize('path', ['/health', '/gpu-info'])
 @pytest.mark.parametrize(
     ('headers', 'status'),
-    [({}, 401), ({'X-Sidecar-Key': 'wrong'}, 401), ({'X-Sidecar-Key': KEY + 'x'}, 401), ({'X-Sidecar-Key': ''}, 401)]
-    + [({'x-sidecar-key': KEY}, 200)],
+    [
+        ({}, 401),
+        ({'X-Sidecar-Key': 'wrong'}, 401),
+        ({'X-Sidecar-Key': KEY + 'x'}, 401),
+        ({'X-Sidecar-Key': ''}, 401),
+        ({'x-sidecar-key': KEY}, 200),  # header names are case-insensitive
+    ],
 )
 async def test_auth_on_every_endpoint(
     client: httpx.AsyncClient, path: str, headers: dict[str, str], status: int
@@ -147,7 +155,7 @@ async def test_key_is_compared_with_hmac_compare_digest(
         calls.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(gpu_agent.hmac, 'compare_digest', spy)
+    monkeypatch.setattr(hmac, 'compare_digest', spy)  # gpu_agent calls it through the hmac module
     assert (await client.get('/health', headers={'X-Sidecar-Key': 'nope'})).status_code == 401
     assert (await client.get('/gpu-info', headers=AUTH)).status_code == 200
     assert calls == [(b'nope', KEY.encode()), (KEY.encode(), KEY.encode())]
@@ -191,17 +199,15 @@ def test_ipmitool_output_parsing() -> None:
 
 
 def test_no_ipmitool_is_an_error_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ipmi.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(shutil, 'which', lambda name: None)
     assert ipmi.read_server_power() == {'error': 'ipmitool not available'}
 
 
 def test_ipmitool_timeout_is_an_error_entry(monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-
     def slow(*args: object, **kwargs: object) -> None:
         assert kwargs['timeout'] == 5.0
         raise subprocess.TimeoutExpired('ipmitool', 5.0)
 
-    monkeypatch.setattr(ipmi.shutil, 'which', lambda name: '/usr/bin/ipmitool')
-    monkeypatch.setattr(ipmi.subprocess, 'run', slow)
+    monkeypatch.setattr(shutil, 'which', lambda name: '/usr/bin/ipmitool')
+    monkeypatch.setattr(subprocess, 'run', slow)
     assert ipmi.read_server_power() == {'error': 'ipmitool timed out after 5 s'}

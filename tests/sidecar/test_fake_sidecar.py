@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import select
 import subprocess
@@ -126,22 +125,22 @@ def test_config_rejects_an_empty_key() -> None:
         SidecarSim(SidecarConfig(key=''))
 
 
-async def test_cli_process() -> None:
+def test_cli_process() -> None:
     cmd = [sys.executable, '-m', 'sim', 'sidecar', '--port', '0', '--gpus', '3', '--key', 'K']
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        ready, _, _ = await asyncio.to_thread(select.select, [proc.stdout], [], [], 20)
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
         assert ready, 'the fake sidecar did not start within 20 s'
         match = re.search(r'sim sidecar listening on (http://127\.0\.0\.1:\d+)', proc.stdout.readline())
         assert match
-        async with httpx.AsyncClient(base_url=match.group(1)) as c:
-            assert (await c.get('/health')).status_code == 401
-            r = await c.get('/gpu-info', headers={'X-Sidecar-Key': 'K'})
+        url = match.group(1)
+        assert httpx.get(f'{url}/health').status_code == 401
+        r = httpx.get(f'{url}/gpu-info', headers={'X-Sidecar-Key': 'K'})
         check_gpu_info(r.json())
         assert r.json()['gpu_count'] == 3
         proc.terminate()
-        assert await asyncio.to_thread(proc.wait, 10) == 0
+        assert proc.wait(10) == 0
         assert 'Traceback' not in proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -149,3 +148,9 @@ async def test_cli_process() -> None:
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_cli_rejects_a_bad_knob() -> None:
+    cmd = [sys.executable, '-m', 'sim', 'sidecar', '--port', '0', '--key', '']
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and 'key must not be empty' in done.stderr

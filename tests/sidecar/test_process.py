@@ -100,7 +100,8 @@ def test_serves_health_over_fake_nvml_with_the_key() -> None:
         r = httpx.get(f'{url}/health', headers={'X-Sidecar-Key': KEY})
         assert r.status_code == 200
         assert r.json() == {'status': 'ok', 'gpu_count': 2, 'sidecar_version': '1.0.0'}
-        assert httpx.get(f'{url}/gpu-info', headers={'X-Sidecar-Key': KEY}).json()['gpus'][0]['memory_total_gb'] == 79.65
+        info = httpx.get(f'{url}/gpu-info', headers={'X-Sidecar-Key': KEY}).json()
+        assert info['gpus'][0]['memory_total_gb'] == 79.65
 
 
 def test_real_entry_point_answers_with_whatever_nvml_this_machine_has() -> None:
