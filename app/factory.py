@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from app.errors import install_error_handlers
 from app.hotpath import Handler, HotPaths
 from app.lifespan import lifespan
-from app.routers import admin, anthropic, fallback, health, ollama, openai
+from app.routers import admin, anthropic, fallback, health, nodes, ollama, openai
 from core import __version__
 
 
@@ -23,6 +23,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(ollama.router)
     app.include_router(anthropic.router)
     app.include_router(admin.router)
+    app.include_router(nodes.router)
     fallback.install(app)  # last: answers only what no other route matched
     return app
 

@@ -26,6 +26,8 @@ from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
 from core.routing import LeastLoadedPicker
+from core.secretbox import SecretBox
+from core.telemetry.poller import NodePoller
 
 log = logging.getLogger('mindrouter')
 
@@ -58,6 +60,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.monitor = monitor
     lifecycle = BackendLifecycle(database, registry, monitor)
     app.state.lifecycle = lifecycle
+    app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
+    node_poller = NodePoller(database, control_client, secret_box, interval=settings.node_poll_interval,
+                             on_status_change=monitor.reload)
+    app.state.node_poller = node_poller
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
@@ -76,10 +82,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     usage_writer.start()
     audit.start()
     monitor.start()
+    node_poller.start()
     try:
         yield
     finally:
         await lifecycle.stop()
+        await node_poller.stop()
         await monitor.stop()
         if demo is not None:
             await demo.stop()

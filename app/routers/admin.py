@@ -15,6 +15,7 @@ from core.registry import store
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
+from core.telemetry.poller import NodePoller
 
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
 
@@ -50,6 +51,7 @@ class BackendPublic(BaseModel):
     last_error: str | None
     last_checked_at: datetime | None
     in_flight: int
+    gpu: dict[str, Any] | None  # live figures of its node's GPUs in gpu_indices (all when none), if polled
     models: list[BackendModelPublic]
 
 
@@ -127,6 +129,7 @@ async def _public(request: Request, backend_id: int) -> BackendPublic:
 
 def _to_public(request: Request, backend: Backend, models: list[BackendModel]) -> BackendPublic:
     view: RegistryView = request.app.state.registry
+    poller: NodePoller = request.app.state.node_poller
     assert backend.id is not None
     live = view.backend(backend.id)
     return BackendPublic(
@@ -134,6 +137,7 @@ def _to_public(request: Request, backend: Backend, models: list[BackendModel]) -
         max_concurrent=backend.max_concurrent, node_id=backend.node_id, gpu_indices=backend.gpu_indices,
         status=backend.status, simulated=backend.simulated, version=backend.version, last_error=backend.last_error,
         last_checked_at=backend.last_checked_at, in_flight=live.in_flight if live else 0,
+        gpu=poller.backend_figures(backend.node_id, backend.gpu_indices),
         models=[BackendModelPublic(name=m.name, family=m.family, context_length=m.context_length,
                                    parameter_size=m.parameter_size, quantization=m.quantization,
                                    capabilities=m.capabilities) for m in models],

@@ -13,6 +13,7 @@ from core.models.accounts import (
 from core.models.audit import RequestLog
 from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.models.base import utcnow
+from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
 
 __all__ = [
@@ -25,6 +26,9 @@ __all__ = [
     'BackendStatus',
     'BackendUpdate',
     'Engine',
+    'Node',
+    'NodeBase',
+    'NodeStatus',
     'QuotaOverride',
     'QuotaRequest',
     'QuotaRequestStatus',

@@ -34,7 +34,7 @@ class BackendBase(SQLModel):
     url: str = Field(max_length=255, unique=True)
     engine: str = Field(sa_type=String(16))
     max_concurrent: int = Field(default=4, ge=1, le=4096)  # must match the engine's own limit (see docs)
-    node_id: int | None = Field(default=None, index=True)  # the GPU node it runs on (cluster registry)
+    node_id: int | None = Field(default=None, foreign_key='nodes.id', ondelete='RESTRICT', index=True)  # its GPU node
     gpu_indices: list[int] | None = Field(default=None, sa_type=JSON)  # None: all of the node's GPUs
 
 

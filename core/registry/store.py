@@ -9,8 +9,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import InvalidRequest, NotFound
-from core.models import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine, utcnow
+from core.models import (
+    Backend,
+    BackendBase,
+    BackendModel,
+    BackendStatus,
+    BackendUpdate,
+    Engine,
+    Node,
+    NodeStatus,
+    utcnow,
+)
 from core.registry.discovery import Discovery
+from core.registry.nodes import check_placement
 from core.registry.view import BackendState, ModelInfo
 
 
@@ -35,6 +46,7 @@ async def create_backend(session: AsyncSession, *, data: BackendBase, simulated:
     if clash is not None:
         what = 'name' if clash.name == data.name else 'url'
         raise InvalidRequest(f'a backend with this {what} is already registered (id {clash.id})', param=what)
+    await check_placement(session, node_id=data.node_id, gpu_indices=data.gpu_indices)
     backend = Backend(**data.model_dump(exclude={'url'}), url=url, simulated=simulated)
     session.add(backend)
     await session.commit()
@@ -101,6 +113,7 @@ async def update_backend(session: AsyncSession, *, backend_id: int, changes: Bac
     if clash is not None:
         what = 'name' if clash.name == candidate.name else 'url'
         raise InvalidRequest(f'a backend with this {what} is already registered (id {clash.id})', param=what)
+    await check_placement(session, node_id=candidate.node_id, gpu_indices=candidate.gpu_indices)
     for name in fields:
         setattr(backend, name, getattr(candidate, name))
     backend.updated_at = utcnow()
@@ -130,12 +143,14 @@ async def delete_simulated(session: AsyncSession) -> int:
 
 
 async def load_states(session: AsyncSession) -> list[BackendState]:
+    offline = set(await session.exec(select(Node.id).where(Node.status == NodeStatus.offline)))
     states = []
     for backend, models in await list_backends(session):
         assert backend.id is not None
         states.append(BackendState(
             id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
             max_concurrent=backend.max_concurrent, status=backend.status, simulated=backend.simulated,
+            node_id=backend.node_id, gpu_indices=backend.gpu_indices, node_online=backend.node_id not in offline,
             models={m.name: ModelInfo(name=m.name, family=m.family, context_length=m.context_length,
                                       capabilities=frozenset(m.capabilities), parameter_size=m.parameter_size,
                                       quantization=m.quantization, size_bytes=m.size_bytes, details=m.details)

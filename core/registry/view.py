@@ -35,22 +35,26 @@ class BackendState:
     max_concurrent: int
     status: str
     simulated: bool = False
+    node_id: int | None = None
+    gpu_indices: list[int] | None = None
+    node_online: bool = True  # an offline node takes all its backends with it
     models: dict[str, ModelInfo] = field(default_factory=dict)
     in_flight: int = 0  # requests this process has on it now
     cooldown_until: float = 0.0  # monotonic time: a live request failed here, leave it alone until then
 
     def available(self, now: float) -> bool:
         """Healthy, and not cooling down after a failed request."""
-        return self.status == BackendStatus.healthy and self.cooldown_until <= now
+        return self.healthy and self.cooldown_until <= now
 
     @property
     def healthy(self) -> bool:
-        return self.status == BackendStatus.healthy
+        return self.status == BackendStatus.healthy and self.node_online
 
     def refresh_from(self, fresh: BackendState) -> None:
         """Take the database's view of this backend, keeping this object (slots in flight point at it)."""
         self.name, self.url, self.engine = fresh.name, fresh.url, fresh.engine
         self.max_concurrent, self.status, self.simulated = fresh.max_concurrent, fresh.status, fresh.simulated
+        self.node_id, self.gpu_indices, self.node_online = fresh.node_id, fresh.gpu_indices, fresh.node_online
         self.models = fresh.models
 
     @property
