@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+import httpx
+import orjson
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response, StreamingResponse
 
 from app.deps import require_admin
+from app.responses import JSONResponse
 from core.db import Database
-from core.models import Backend, BackendBase, BackendModel, BackendUpdate
-from core.registry import store
+from core.errors import InvalidRequest, MindRouterError
+from core.models import Backend, BackendBase, BackendModel, BackendUpdate, Engine
+from core.registry import ollama_models, store
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
@@ -117,6 +123,60 @@ async def refresh_backend(backend_id: int, request: Request) -> Any:
     monitor: RegistryMonitor = request.app.state.monitor
     await monitor.check(backend_id)
     return await _public(request, backend_id)
+
+
+class ModelName(BaseModel):
+    model_config = ConfigDict(extra='forbid')
+    model: str
+    stream: bool = True
+
+
+@router.post('/backends/{backend_id}/ollama/pull')
+async def pull_model(backend_id: int, payload: ModelName, request: Request) -> Response:
+    """Pull a model onto an Ollama backend. Streams Ollama's progress as NDJSON (`stream: false`: one JSON
+    answer at the end); the backend's model list is refreshed when the pull succeeds."""
+    url = await _ollama_url(request, backend_id)
+    client: httpx.AsyncClient = request.app.state.control_client
+    monitor: RegistryMonitor = request.app.state.monitor
+    if not payload.stream:
+        last: dict[str, Any] = {}
+        async for progress in ollama_models.pull(client, url, payload.model):
+            last = progress
+        await monitor.check(backend_id)
+        return JSONResponse(last)
+
+    async def progress_lines() -> AsyncIterator[bytes]:
+        try:
+            async for progress in ollama_models.pull(client, url, payload.model):
+                yield orjson.dumps(progress) + b'\n'
+        except MindRouterError as exc:
+            yield orjson.dumps({'error': exc.message}) + b'\n'
+            return
+        await monitor.check(backend_id)
+        yield orjson.dumps({'status': 'models refreshed'}) + b'\n'
+
+    return StreamingResponse(progress_lines(), media_type='application/x-ndjson')
+
+
+@router.post('/backends/{backend_id}/ollama/delete', response_model=BackendPublic)
+async def delete_model(backend_id: int, payload: ModelName, request: Request) -> Any:
+    """Delete a model from an Ollama backend; the backend's model list is refreshed."""
+    url = await _ollama_url(request, backend_id)
+    client: httpx.AsyncClient = request.app.state.control_client
+    monitor: RegistryMonitor = request.app.state.monitor
+    await ollama_models.delete(client, url, payload.model)
+    await monitor.check(backend_id)
+    return await _public(request, backend_id)
+
+
+async def _ollama_url(request: Request, backend_id: int) -> str:
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        backend = await store.get_backend(session, backend_id=backend_id)
+    if backend.engine != Engine.ollama:
+        raise InvalidRequest(f'backend {backend.name} runs {backend.engine}: only Ollama backends pull and delete '
+                             'models (vLLM serves the model it was started with)', param='id')
+    return backend.url
 
 
 async def _public(request: Request, backend_id: int) -> BackendPublic:

@@ -1,0 +1,51 @@
+"""An admin pulls a model onto an Ollama backend (watching the progress) and deletes it again."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+
+from core import accounts
+from core.db import Database
+from sim.server import SimServer
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient, database: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with database.session() as session:
+        await accounts.create_user(session, username='root', role='admin')
+        _, key = await accounts.create_api_key(session, username='root')
+    client.headers['X-API-Key'] = key
+    yield client
+
+
+async def test_pull_streams_progress_then_serves_the_model_and_delete_removes_it(admin: httpx.AsyncClient) -> None:
+    async with SimServer('ollama') as engine:
+        backend = (await admin.post('/api/admin/backends/register',
+                                    json={'name': 'gpu1', 'url': engine.url, 'engine': 'ollama'})).json()
+        pulled = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/pull', json={'model': 'gemma3:1b'})
+        lines = [orjson.loads(line) for line in pulled.text.splitlines()]
+        assert pulled.headers['content-type'].startswith('application/x-ndjson')
+        assert lines[0]['status'] == 'pulling manifest'
+        assert {'status': 'success'} in lines and lines[-1] == {'status': 'models refreshed'}
+        catalog = {m['id'] for m in (await admin.get('/v1/models')).json()['data']}
+        assert 'gemma3:1b' in catalog
+
+        deleted = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/delete', json={'model': 'gemma3:1b'})
+        assert deleted.status_code == 200
+        assert 'gemma3:1b' not in {m['name'] for m in deleted.json()['models']}
+        missing = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/delete', json={'model': 'gemma3:1b'})
+        assert missing.status_code == 404
+        bad = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/delete', json={'model': 'a b'})
+        assert bad.status_code == 400 and bad.json()['error']['param'] == 'model'
+
+
+async def test_only_ollama_backends_manage_models(admin: httpx.AsyncClient) -> None:
+    async with SimServer('vllm') as engine:
+        backend = (await admin.post('/api/admin/backends/register',
+                                    json={'name': 'v', 'url': engine.url, 'engine': 'vllm'})).json()
+        refused = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/pull', json={'model': 'x'})
+        assert refused.status_code == 400 and 'Ollama' in refused.json()['error']['message']
