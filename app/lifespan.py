@@ -14,6 +14,7 @@ from app.demo import DemoCluster, remove_simulated
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
 from core.audit import AuditWriter
+from core.cluster import ClusterStats
 from core.config import get_settings
 from core.db import dispose_database, get_database
 from core.gateway.engines import adapter_for
@@ -27,6 +28,7 @@ from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
 from core.routing import LeastLoadedPicker
 from core.secretbox import SecretBox
+from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
 
 log = logging.getLogger('mindrouter')
@@ -49,7 +51,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     upstream = UpstreamPool(connect_timeout=settings.backend_connect_timeout,
                             read_timeout=settings.backend_read_timeout)
     picker = LeastLoadedPicker(registry, queue_timeout=settings.queue_timeout)
-    app.state.metrics = GatewayMetrics(registry, lambda: picker.waiting)
 
     app.state.settings = settings
     app.state.database = database
@@ -64,6 +65,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     node_poller = NodePoller(database, control_client, secret_box, interval=settings.node_poll_interval,
                              on_status_change=monitor.reload)
     app.state.node_poller = node_poller
+    app.state.metrics = GatewayMetrics(registry, lambda: picker.waiting, lambda: node_poller.snapshots)
+    app.state.cluster_stats = ClusterStats(database, registry)
+    telemetry = TelemetryRecorder(database, node_poller, registry, interval=settings.telemetry_sample_interval,
+                                  retention_days=settings.telemetry_retention_days)
+    app.state.telemetry = telemetry
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
@@ -83,10 +89,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     audit.start()
     monitor.start()
     node_poller.start()
+    telemetry.start()
     try:
         yield
     finally:
         await lifecycle.stop()
+        await telemetry.stop()  # finishes the batch in progress, if any
         await node_poller.stop()
         await monitor.stop()
         if demo is not None:

@@ -7,20 +7,22 @@ collide. With several API worker processes each one exposes its own figures (scr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from core.registry.view import RegistryView
+from core.telemetry.sidecar import NodeSnapshot
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 class GatewayMetrics:
-    def __init__(self, registry_view: RegistryView, queue_depth: Callable[[], int]) -> None:
+    def __init__(self, registry_view: RegistryView, queue_depth: Callable[[], int],
+                 gpu_snapshots: Callable[[], Mapping[int, NodeSnapshot]] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter('mindrouter_requests', 'Inference requests by endpoint, model and outcome',
                                 ['endpoint', 'model', 'status'], registry=self.registry)
@@ -32,6 +34,8 @@ class GatewayMetrics:
                                   'Gateway time excluding queue and backend (what X-MindRouter-Overhead-Ms says)',
                                   buckets=_OVERHEAD_BUCKETS, registry=self.registry)
         self.registry.register(_ClusterCollector(registry_view, queue_depth))
+        if gpu_snapshots is not None:
+            self.registry.register(_GpuCollector(gpu_snapshots))
 
     def observe(self, *, endpoint: str, model: str, status: str, total_s: float, prompt_tokens: int,
                 completion_tokens: int, overhead_s: float | None = None) -> None:
@@ -68,3 +72,33 @@ class _ClusterCollector(Collector):
         yield from (in_flight, capacity, healthy, models)
         yield GaugeMetricFamily('mindrouter_queue_depth', 'Requests waiting for a free backend slot',
                                 value=self._queue_depth())
+
+
+# sidecar field -> (metric name, help)
+_GPU_GAUGES = (
+    ('utilization_gpu', 'mindrouter_gpu_utilization_percent', 'GPU utilisation'),
+    ('utilization_memory', 'mindrouter_gpu_memory_utilization_percent', 'GPU memory controller utilisation'),
+    ('memory_used_gb', 'mindrouter_gpu_memory_used_gib', 'GPU memory in use'),
+    ('memory_total_gb', 'mindrouter_gpu_memory_total_gib', 'GPU memory'),
+    ('temperature_gpu', 'mindrouter_gpu_temperature_celsius', 'GPU temperature'),
+    ('power_draw_watts', 'mindrouter_gpu_power_watts', 'GPU power draw'),
+)
+
+
+class _GpuCollector(Collector):
+    """The latest sidecar reading of every GPU (labels: node id, its hostname, GPU index)."""
+
+    def __init__(self, snapshots: Callable[[], Mapping[int, NodeSnapshot]]) -> None:
+        self._snapshots = snapshots
+
+    def collect(self) -> Iterator[Metric]:
+        families = {field: GaugeMetricFamily(name, text, labels=['node_id', 'hostname', 'gpu'])
+                    for field, name, text in _GPU_GAUGES}
+        for node_id, snapshot in self._snapshots().items():
+            for gpu in snapshot.gpus:
+                labels = [str(node_id), snapshot.hostname or '', str(gpu.get('index'))]
+                for field, family in families.items():
+                    value = gpu.get(field)
+                    if isinstance(value, int | float):
+                        family.add_metric(labels, float(value))
+        yield from families.values()

@@ -53,10 +53,13 @@ class LeastLoadedPicker:
     async def acquire(self, model: str, *, exclude: frozenset[int] = frozenset()) -> Slot:
         """A slot on a healthy backend serving `model` (already resolved), waiting while all are full."""
         started = time.perf_counter()
-        now = time.monotonic()
-        candidates = [b for b in self._registry.serving(model) if b.available(now) and b.id not in exclude]
-        if not candidates:
+        healthy = [b for b in self._registry.serving(model) if b.healthy and b.id not in exclude]
+        if not healthy:
             raise BackendUnavailable(f'no healthy backend is serving {model!r} right now')
+        # Backends cooling down after a failed request are avoided while others can serve, not excluded:
+        # when every healthy one is cooling down, trying one beats refusing the request.
+        now = time.monotonic()
+        candidates = [b for b in healthy if b.cooldown_until <= now] or healthy
         backend = _least_loaded(candidates)
         if backend is None:
             backend = await self._wait(model, exclude)
@@ -71,7 +74,7 @@ class LeastLoadedPicker:
 
     def release(self, backend: BackendState) -> None:
         """Hand the freed place straight to the oldest waiter that can use it, else free it."""
-        if backend.available(time.monotonic()):
+        if backend.healthy:
             for waiter in self._waiters:
                 if backend.id not in waiter.exclude and waiter.model in backend.models:
                     self._waiters.remove(waiter)

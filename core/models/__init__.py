@@ -15,6 +15,7 @@ from core.models.backends import Backend, BackendBase, BackendModel, BackendStat
 from core.models.base import utcnow
 from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
+from core.models.telemetry import BackendSample, GpuSample
 
 __all__ = [
     'ApiKey',
@@ -23,9 +24,11 @@ __all__ = [
     'Backend',
     'BackendBase',
     'BackendModel',
+    'BackendSample',
     'BackendStatus',
     'BackendUpdate',
     'Engine',
+    'GpuSample',
     'Node',
     'NodeBase',
     'NodeStatus',

@@ -40,11 +40,7 @@ class BackendState:
     node_online: bool = True  # an offline node takes all its backends with it
     models: dict[str, ModelInfo] = field(default_factory=dict)
     in_flight: int = 0  # requests this process has on it now
-    cooldown_until: float = 0.0  # monotonic time: a live request failed here, leave it alone until then
-
-    def available(self, now: float) -> bool:
-        """Healthy, and not cooling down after a failed request."""
-        return self.healthy and self.cooldown_until <= now
+    cooldown_until: float = 0.0  # monotonic time: a live request failed here; prefer others until then
 
     @property
     def healthy(self) -> bool:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from app.factory import create_api_app
@@ -129,3 +130,14 @@ async def test_an_offline_node_takes_its_backends_out_and_back_in(admin: httpx.A
         assert refused.status_code == 409 and 'a' in refused.json()['error']['message']
         await admin.patch(f'/api/admin/backends/{registered.json()["id"]}', json={'node_id': None})
         assert (await admin.delete(f'/api/admin/nodes/{node["id"]}')).status_code == 204
+
+
+async def test_every_gpu_reading_is_a_prometheus_gauge(admin: httpx.AsyncClient, sidecar: SidecarSim) -> None:
+    node = await register_node(admin, sidecar)
+    text_format = (await admin.get('/metrics')).text
+    samples = {(s.name, s.labels.get('gpu')): s.value
+               for family in text_string_to_metric_families(text_format) for s in family.samples
+               if s.labels.get('node_id') == str(node['id'])}
+    for gpu in node['gpus']:
+        assert samples[('mindrouter_gpu_utilization_percent', str(gpu['index']))] == gpu['utilization_gpu']
+        assert samples[('mindrouter_gpu_memory_total_gib', str(gpu['index']))] == gpu['memory_total_gb']

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -105,3 +106,17 @@ async def test_slots_taken_before_a_registry_reload_are_released_on_the_reloaded
 
     slot.release()
     assert view.backends[0].in_flight == 0
+
+
+async def test_backends_cooling_down_are_avoided_but_used_when_nothing_else_can_serve() -> None:
+    picker, view = picker_for(backend(1), backend(2))
+    first, second = view.backends
+    first.cooldown_until = time.monotonic() + 60
+    slot = await picker.acquire('m')
+    assert slot.backend is second
+    slot.release()
+
+    second.cooldown_until = time.monotonic() + 60
+    slot = await picker.acquire('m')  # both cooling down: try one rather than refuse
+    assert slot.backend in (first, second)
+    slot.release()
