@@ -3,25 +3,11 @@ answers again, and a failed live request keeps new requests away while the backe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
-from core import accounts
-from core.db import Database
 from sim.server import SimServer
 
 CHAT = {'model': 'llama3.2', 'messages': [{'role': 'user', 'content': 'hello'}], 'max_tokens': 2}
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        await accounts.create_user(session, username='root', role='admin')
-        _, key = await accounts.create_api_key(session, username='root')
-    client.headers['X-API-Key'] = key
-    yield client
 
 
 async def register(admin: httpx.AsyncClient, name: str, sim: SimServer) -> int:

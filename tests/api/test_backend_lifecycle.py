@@ -10,22 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from core import accounts
-from core.db import Database
 from sim.config import SimConfig
 from sim.server import SimServer
 from sim.text import expected_text
 
 CHAT = {'model': 'llama3.2', 'messages': [{'role': 'user', 'content': 'drain me'}], 'stream': False}
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        await accounts.create_user(session, username='root', role='admin')
-        _, key = await accounts.create_api_key(session, username='root')
-    client.headers['X-API-Key'] = key
-    yield client
 
 
 @pytest.fixture

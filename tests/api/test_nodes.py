@@ -8,14 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from app.factory import create_api_app
-from core import accounts
-from core.config import reset_settings
 from core.db import Database
 from sim.server import SimServer
 from sim.sidecar import SidecarConfig, SidecarSim
@@ -25,22 +21,8 @@ CHAT = {'model': 'llama3.2', 'messages': [{'role': 'user', 'content': 'hi'}], 'm
 
 
 @pytest.fixture
-async def app(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
-    monkeypatch.setenv('NODE_POLL_INTERVAL', '3600')  # the test polls when it wants to
-    reset_settings()
-    application = create_api_app()
-    async with LifespanManager(application):
-        yield application
-
-
-@pytest.fixture
-async def admin(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        await accounts.create_user(session, username='root', role='admin')
-        _, key = await accounts.create_api_key(session, username='root')
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url='http://test',
-                                 headers={'X-API-Key': key}) as client:
-        yield client
+def app_env() -> dict[str, str]:
+    return {'NODE_POLL_INTERVAL': '3600'}  # the tests poll when they want to
 
 
 @pytest.fixture

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import orjson
-import pytest
 
-from core import accounts
-from core.db import Database
 from sim.server import SimServer
-
-
-@pytest.fixture
-async def admin(client: httpx.AsyncClient, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        await accounts.create_user(session, username='root', role='admin')
-        _, key = await accounts.create_api_key(session, username='root')
-    client.headers['X-API-Key'] = key
-    yield client
 
 
 async def test_pull_streams_progress_then_serves_the_model_and_delete_removes_it(admin: httpx.AsyncClient) -> None:

@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 
-from app.factory import create_api_app
-from core import accounts
-from core.config import reset_settings
-from core.db import Database
 from sim.server import SimServer
 
 CHAT = {'model': 'llama3.2', 'messages': [{'role': 'user', 'content': 'count me'}], 'max_tokens': 3}
 
 
 @pytest.fixture
-async def app(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
-    monkeypatch.setenv('AUDIT_FLUSH_INTERVAL', '0.05')
-    reset_settings()
-    application = create_api_app()
-    async with LifespanManager(application):
-        yield application
-
-
-@pytest.fixture
-async def admin(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        await accounts.create_user(session, username='root', role='admin')
-        _, key = await accounts.create_api_key(session, username='root')
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url='http://test',
-                                 headers={'X-API-Key': key}) as client:
-        yield client
+def app_env() -> dict[str, str]:
+    return {'AUDIT_FLUSH_INTERVAL': '0.05'}
 
 
 async def test_status_counts_backends_and_raises_alerts(admin: httpx.AsyncClient) -> None:

@@ -13,13 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import delete, func, insert, select
 
-from app.factory import create_api_app
-from core import accounts
-from core.config import reset_settings
 from core.db import Database
 from core.models import Backend, BackendSample, GpuSample, utcnow
 from core.models.telemetry import GPU_FIGURES
@@ -31,6 +27,11 @@ KEY = 'node-secret-4f7a'
 T0 = 1_750_000_000.0  # the sidecar's frozen clock
 BASE = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # sample times: on a minute, so 30 s buckets split cleanly
 HISTORY = '/api/admin/telemetry/nodes/{}/history'
+
+
+@pytest.fixture
+def app_env() -> dict[str, str]:
+    return {'NODE_POLL_INTERVAL': '3600', 'TELEMETRY_SAMPLE_INTERVAL': '3600'}  # tests sample when they want
 
 
 @dataclass
@@ -50,26 +51,6 @@ class Cluster:
         self.sidecar.config.time_s = sidecar_time
         await self.app.state.node_poller.poll(self.node_id)
         await self.recorder.sample_now(at=at)
-
-
-@pytest.fixture
-async def app(database: Database, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
-    monkeypatch.setenv('NODE_POLL_INTERVAL', '3600')  # the tests poll and sample when they want to
-    monkeypatch.setenv('TELEMETRY_SAMPLE_INTERVAL', '3600')
-    reset_settings()
-    application = create_api_app()
-    async with LifespanManager(application):
-        yield application
-
-
-@pytest.fixture
-async def admin(app: FastAPI, database: Database) -> AsyncIterator[httpx.AsyncClient]:
-    async with database.session() as session:
-        await accounts.create_user(session, username='root', role='admin')
-        _, key = await accounts.create_api_key(session, username='root')
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url='http://test',
-                                 headers={'X-API-Key': key}) as client:
-        yield client
 
 
 @pytest.fixture
