@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +59,7 @@ class BackendPublic(BaseModel):
     last_checked_at: datetime | None
     in_flight: int
     gpu: dict[str, Any] | None  # live figures of its node's GPUs in gpu_indices (all when none), if polled
+    engine_load: dict[str, Any] | None  # what the engine said at the last check: running, waiting, KV cache, loaded
     models: list[BackendModelPublic]
 
 
@@ -190,6 +192,7 @@ async def _public(request: Request, backend_id: int) -> BackendPublic:
 def _to_public(request: Request, backend: Backend, models: list[BackendModel]) -> BackendPublic:
     view: RegistryView = request.app.state.registry
     poller: NodePoller = request.app.state.node_poller
+    monitor: RegistryMonitor = request.app.state.monitor
     assert backend.id is not None
     live = view.backend(backend.id)
     return BackendPublic(
@@ -198,6 +201,7 @@ def _to_public(request: Request, backend: Backend, models: list[BackendModel]) -
         status=backend.status, simulated=backend.simulated, version=backend.version, last_error=backend.last_error,
         last_checked_at=backend.last_checked_at, in_flight=live.in_flight if live else 0,
         gpu=poller.backend_figures(backend.node_id, backend.gpu_indices),
+        engine_load=asdict(load) if (load := monitor.loads.get(backend.id)) is not None else None,
         models=[BackendModelPublic(name=m.name, family=m.family, context_length=m.context_length,
                                    parameter_size=m.parameter_size, quantization=m.quantization,
                                    capabilities=m.capabilities) for m in models],

@@ -18,6 +18,7 @@ from core.errors import DatabaseUnavailable
 from core.models import Backend, BackendStatus
 from core.registry import store
 from core.registry.discovery import DiscoveryError, discover
+from core.registry.engine_load import EngineLoad, read_load
 from core.registry.view import RegistryView
 
 log = logging.getLogger('mindrouter.registry')
@@ -35,6 +36,7 @@ class RegistryMonitor:
         self._unhealthy_after = unhealthy_after
         self._failures: dict[int, int] = {}  # backend id -> consecutive failed checks
         self._urgent: dict[int, asyncio.Task[Backend]] = {}  # checks asked for after live failures
+        self.loads: dict[int, EngineLoad] = {}  # backend id -> what the engine said of its load at the last check
 
     async def reload(self) -> None:
         async with self._database.session() as session:
@@ -58,6 +60,11 @@ class RegistryMonitor:
             else:
                 self._failures.pop(backend_id, None)
                 backend = await store.record_discovery(session, backend_id=backend_id, discovery=found)
+                load = await read_load(self._client, backend.url, backend.engine)
+                if load is None:
+                    self.loads.pop(backend_id, None)
+                else:
+                    self.loads[backend_id] = load
         await self.reload()
         state = self._view.backend(backend_id)
         if state is not None and state.healthy and backend_id not in self._failures:

@@ -1,0 +1,43 @@
+"""Each health check also asks the engine how busy it is: vLLM's metrics, Ollama's loaded models."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from sim.config import SimConfig
+from sim.server import SimServer
+
+
+async def backend(admin: httpx.AsyncClient, name: str) -> dict[str, object]:
+    found: dict[str, object] = next(b for b in (await admin.get('/api/admin/backends')).json() if b['name'] == name)
+    return found
+
+
+async def test_vllm_reports_running_requests_and_kv_cache_use(admin: httpx.AsyncClient) -> None:
+    async with SimServer('vllm', SimConfig(token_delay_ms=30, tokens=40)) as engine:
+        registered = (await admin.post('/api/admin/backends/register',
+                                       json={'name': 'v', 'url': engine.url, 'engine': 'vllm'})).json()
+        assert registered['engine_load'] == {'running': 0, 'waiting': 0, 'kv_cache_usage': 0.0,
+                                             'loaded_models': None}
+        busy = asyncio.create_task(admin.post('/v1/chat/completions', json={
+            'model': 'meta-llama/Llama-3.2-1B-Instruct', 'messages': [{'role': 'user', 'content': 'long'}]}))
+        for _ in range(200):  # until the engine is generating for it
+            if engine.stats.running:
+                break
+            await asyncio.sleep(0.01)
+        refreshed = (await admin.post(f'/api/admin/backends/{registered["id"]}/refresh')).json()
+        assert refreshed['engine_load']['running'] == 1 and refreshed['engine_load']['kv_cache_usage'] > 0
+        assert (await busy).status_code == 200
+
+
+async def test_ollama_reports_the_models_it_has_loaded(admin: httpx.AsyncClient) -> None:
+    async with SimServer('ollama') as engine:
+        registered = (await admin.post('/api/admin/backends/register',
+                                       json={'name': 'o', 'url': engine.url, 'engine': 'ollama'})).json()
+        assert await admin.post('/api/chat', json={'model': 'llama3.2', 'stream': False,
+                                                   'messages': [{'role': 'user', 'content': 'hi'}]})
+        refreshed = (await admin.post(f'/api/admin/backends/{registered["id"]}/refresh')).json()
+        assert 'llama3.2:latest' in refreshed['engine_load']['loaded_models']
+        assert (await backend(admin, 'o'))['engine_load'] == refreshed['engine_load']
