@@ -138,16 +138,18 @@ class Gateway:
     def for_backend(self, request: ChatRequest, backend: BackendState) -> ChatRequest:
         """The request as this backend gets it. Ollama loads a model with the context its request names
         (default 2-4k tokens, or whatever a user asks, up to what no GPU can hold): every request carries
-        `num_ctx` = the model's context length capped at CONTEXT_LENGTH_CAP, so one model is loaded once,
-        at a size an operator chose. A user's own num_ctx is kept only when OLLAMA_OVERRIDE_NUM_CTX is off."""
+        `num_ctx` = the model's context length capped at CONTEXT_LENGTH_CAP (or an admin's per-model
+        override), so one model is loaded once, at a size an operator chose. A user's own num_ctx is kept
+        only when OLLAMA_OVERRIDE_NUM_CTX is off."""
         if backend.engine != Engine.ollama:
             return request
         info = backend.models.get(request.model)
-        if info is None or not info.context_length:
+        context = info.effective_context(self._context_cap) if info is not None else None
+        if context is None:
             return request
         if 'num_ctx' in request.backend_options and not self._override_num_ctx:
             return request
-        options = {**request.backend_options, 'num_ctx': min(info.context_length, self._context_cap)}
+        options = {**request.backend_options, 'num_ctx': context}
         return replace(request, backend_options=options)
 
     def resolve(self, model: str) -> str:

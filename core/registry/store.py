@@ -16,6 +16,7 @@ from core.models import (
     BackendStatus,
     BackendUpdate,
     Engine,
+    ModelSetting,
     Node,
     NodeStatus,
     utcnow,
@@ -144,6 +145,7 @@ async def delete_simulated(session: AsyncSession) -> int:
 
 async def load_states(session: AsyncSession) -> list[BackendState]:
     offline = set(await session.exec(select(Node.id).where(Node.status == NodeStatus.offline)))
+    overrides = {m.name: m.context_length_override for m in await session.exec(select(ModelSetting))}
     states = []
     for backend, models in await list_backends(session):
         assert backend.id is not None
@@ -153,7 +155,28 @@ async def load_states(session: AsyncSession) -> list[BackendState]:
             node_id=backend.node_id, gpu_indices=backend.gpu_indices, node_online=backend.node_id not in offline,
             models={m.name: ModelInfo(name=m.name, family=m.family, context_length=m.context_length,
                                       capabilities=frozenset(m.capabilities), parameter_size=m.parameter_size,
-                                      quantization=m.quantization, size_bytes=m.size_bytes, details=m.details)
+                                      quantization=m.quantization, size_bytes=m.size_bytes, details=m.details,
+                                      context_override=overrides.get(m.name))
                     for m in models},
         ))
     return states
+
+
+async def set_context_override(session: AsyncSession, *, model: str, context_length: int | None) -> ModelSetting:
+    """Set (or clear, with None) the context length every request to `model` gets."""
+    served = list(await session.exec(select(BackendModel).where(BackendModel.name == model)))
+    if not served:
+        raise NotFound(f"no backend serves a model named '{model}'", param='model')
+    if context_length is not None:
+        largest = max((m.context_length for m in served if m.context_length), default=None)
+        if context_length < 512 or (largest is not None and context_length > largest):
+            limit = f'between 512 and {largest}' if largest else 'at least 512'
+            raise InvalidRequest(f'context_length_override for {model} must be {limit}, not {context_length}',
+                                 param='context_length_override')
+    setting = await session.get(ModelSetting, model) or ModelSetting(name=model)
+    setting.context_length_override = context_length
+    setting.updated_at = utcnow()
+    session.add(setting)
+    await session.commit()
+    await session.refresh(setting)
+    return setting

@@ -20,10 +20,19 @@ class ModelInfo:
     quantization: str | None = None
     size_bytes: int | None = None
     details: dict[str, Any] = field(default_factory=dict, hash=False)
+    context_override: int | None = None  # an admin's choice for this model (model_settings)
 
     @property
     def is_embedding(self) -> bool:
         return 'embedding' in self.capabilities
+
+    def effective_context(self, cap: int) -> int | None:
+        """The context a request gets: the admin's override, else the model's own maximum capped at `cap`;
+        never above the model's maximum. None when the model's maximum is unknown and nothing is set."""
+        wanted = self.context_override or cap
+        if self.context_length is None:
+            return self.context_override
+        return min(self.context_length, wanted)
 
 
 @dataclass(slots=True, eq=False)

@@ -41,3 +41,22 @@ async def test_ollama_reports_the_models_it_has_loaded(admin: httpx.AsyncClient)
         refreshed = (await admin.post(f'/api/admin/backends/{registered["id"]}/refresh')).json()
         assert 'llama3.2:latest' in refreshed['engine_load']['loaded_models']
         assert (await backend(admin, 'o'))['engine_load'] == refreshed['engine_load']
+
+
+async def test_an_admin_sets_a_models_context_length(
+        admin: httpx.AsyncClient) -> None:
+    async with SimServer('ollama', SimConfig(context_length=131072)) as engine:
+        await admin.post('/api/admin/backends/register', json={'name': 'o', 'url': engine.url, 'engine': 'ollama'})
+        model = (await admin.get('/api/admin/models')).json()[0]
+        assert (model['name'], model['context_length_max'], model['context_length']) == (
+            'llama3.2:latest', 131072, 32768)  # capped by CONTEXT_LENGTH_CAP
+
+        changed = await admin.patch('/api/admin/models/llama3.2:latest', json={'context_length_override': 65536})
+        assert changed.status_code == 200 and changed.json()['context_length'] == 65536
+        too_big = await admin.patch('/api/admin/models/llama3.2:latest', json={'context_length_override': 10**7})
+        assert too_big.status_code == 400 and too_big.json()['error']['param'] == 'context_length_override'
+        unknown = await admin.patch('/api/admin/models/nope', json={'context_length_override': 4096})
+        assert unknown.status_code == 404
+
+        cleared = await admin.patch('/api/admin/models/llama3.2:latest', json={'context_length_override': None})
+        assert cleared.json()['context_length'] == 32768

@@ -19,9 +19,9 @@ def gateway(*, override: bool = True) -> Gateway:
                    override_num_ctx=override)
 
 
-def backend(engine: str, context: int | None) -> BackendState:
+def backend(engine: str, context: int | None, override: int | None = None) -> BackendState:
     return BackendState(id=1, name='b', url='http://b', engine=engine, max_concurrent=1, status='healthy',
-                        models={'m': ModelInfo(name='m', context_length=context)})
+                        models={'m': ModelInfo(name='m', context_length=context, context_override=override)})
 
 
 def request(**options: int) -> ChatRequest:
@@ -45,3 +45,10 @@ def test_a_users_num_ctx_is_replaced_unless_the_site_allows_it() -> None:
 
 def test_vllm_requests_are_left_alone() -> None:
     assert num_ctx(gateway(), 'vllm', 131072) is None
+
+
+def test_an_admins_override_replaces_the_cap_but_never_exceeds_the_model() -> None:
+    gw = gateway()
+    for context, override, expected in ((131072, 65536, 65536), (8192, 65536, 8192), (None, 4096, 4096)):
+        _, body = adapter_for('ollama').chat_request(gw.for_backend(request(), backend('ollama', context, override)))
+        assert body['options']['num_ctx'] == expected
