@@ -20,6 +20,7 @@ import anyio
 import orjson
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from app.responses import JSONResponse
 from core.api_keys import Principal
@@ -153,10 +154,48 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
         exchange.record(status='failed', http_status=exc.status_code, model=chat.model, stream=True,
                         error=exc.message, prompt=prompt)
         raise
-    framer = encoder(chat, exchange)
-    response = StreamingResponse(_relay(exchange, chat, upstream, framer, prompt), media_type=framer.media_type)
+    relayed = _Relayed()
+
+    async def abandon() -> None:
+        """The relay never ran (the client left before the first byte was sent): free the slot anyway."""
+        if not relayed.done:
+            relayed.done = True
+            upstream.release()
+            await upstream.close()
+            exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=chat.model, stream=True,
+                            backend_id=upstream.backend.id, backend_name=upstream.backend.name, prompt=prompt)
+
+    try:
+        framer = encoder(chat, exchange)
+        response = _RelayResponse(_relay(exchange, chat, upstream, framer, prompt, relayed),
+                                  media_type=framer.media_type, abandon=abandon)
+    except BaseException:
+        await abandon()
+        raise
     _timing_headers(response, exchange, upstream.backend.name, upstream.timing.queue_ms, upstream.timing.backend_ms)
     return response
+
+
+@dataclass(slots=True)
+class _Relayed:
+    done: bool = False  # the relay ran its cleanup (or the abandon path did)
+
+
+class _RelayResponse(StreamingResponse):
+    """A stream whose slot is freed even when its body is never iterated (Starlette never starts the body
+    iterator if the client is gone before the response starts, so the relay's own `finally` would not run)."""
+
+    def __init__(self, content: AsyncIterator[bytes], *, media_type: str,
+                 abandon: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(content, media_type=media_type)
+        self._abandon = abandon
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._abandon()
 
 
 async def embed(exchange: Exchange, request: EmbeddingRequest,
@@ -180,7 +219,7 @@ async def embed(exchange: Exchange, request: EmbeddingRequest,
 
 
 async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream, framer: StreamEncoder,
-                 prompt: str | None) -> AsyncIterator[bytes]:
+                 prompt: str | None, relayed: _Relayed) -> AsyncIterator[bytes]:
     status, http_status, error = 'completed', 200, None
     first_token_ms: float | None = None
     try:
@@ -205,15 +244,17 @@ async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream
         status, http_status = 'cancelled', CLIENT_CLOSED
         raise
     finally:
-        upstream.release()  # synchronous, so the slot frees even inside a cancelled scope
-        with anyio.CancelScope(shield=True):
-            await upstream.close()
-        exchange.record(
-            status=status, http_status=http_status, model=chat.model, stream=True, error=error,
-            backend_id=upstream.backend.id, backend_name=upstream.backend.name,
-            prompt_tokens=upstream.usage.prompt_tokens, completion_tokens=upstream.usage.completion_tokens,
-            queue_ms=upstream.timing.queue_ms, ttft_ms=first_token_ms, prompt=prompt,
-            response=''.join(upstream.text) if exchange.settings.audit_log_responses else None)
+        if not relayed.done:  # else the response already gave up on this relay and recorded it
+            relayed.done = True
+            upstream.release()  # synchronous, so the slot frees even inside a cancelled scope
+            with anyio.CancelScope(shield=True):
+                await upstream.close()
+            exchange.record(
+                status=status, http_status=http_status, model=chat.model, stream=True, error=error,
+                backend_id=upstream.backend.id, backend_name=upstream.backend.name,
+                prompt_tokens=upstream.usage.prompt_tokens, completion_tokens=upstream.usage.completion_tokens,
+                queue_ms=upstream.timing.queue_ms, ttft_ms=first_token_ms, prompt=prompt,
+                response=''.join(upstream.text) if exchange.settings.audit_log_responses else None)
 
 
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
