@@ -1,6 +1,7 @@
 """Who is calling: the API key from the request, checked against the cached authenticator.
 
-`Caller` / `Admin` are FastAPI dependencies for ordinary routes. The hot inference routes call
+`Caller` and `require_admin` are FastAPI dependencies for ordinary routes (admin routers declare
+`require_admin` once, for all their routes). The hot inference routes call
 `require_api_key(request)` themselves instead: FastAPI's dependency solving costs ~170 µs per request,
 a sixth of the gateway's whole budget.
 """
@@ -37,4 +38,3 @@ async def require_admin(principal: Annotated[Principal, Depends(require_api_key)
 
 
 Caller = Annotated[Principal, Depends(require_api_key)]
-Admin = Annotated[Principal, Depends(require_admin)]

@@ -36,8 +36,9 @@ async def test_ollama_reports_the_models_it_has_loaded(admin: httpx.AsyncClient)
     async with SimServer('ollama') as engine:
         registered = (await admin.post('/api/admin/backends/register',
                                        json={'name': 'o', 'url': engine.url, 'engine': 'ollama'})).json()
-        assert await admin.post('/api/chat', json={'model': 'llama3.2', 'stream': False,
+        chat = await admin.post('/api/chat', json={'model': 'llama3.2', 'stream': False,
                                                    'messages': [{'role': 'user', 'content': 'hi'}]})
+        assert chat.status_code == 200
         refreshed = (await admin.post(f'/api/admin/backends/{registered["id"]}/refresh')).json()
         assert 'llama3.2:latest' in refreshed['engine_load']['loaded_models']
         assert (await backend(admin, 'o'))['engine_load'] == refreshed['engine_load']
