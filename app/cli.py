@@ -94,6 +94,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError('--demo is refused when MINDROUTER_ENV=production: it registers simulated engines')
     if args.demo and args.workers > 1:
         raise ConfigError('--demo runs its simulated engines inside one process: use --workers 1')
+    if args.workers > 1 and not settings.redis_url:
+        raise ConfigError('--workers > 1 needs REDIS_URL: the workers share backend slots (max_concurrent) and '
+                          'fair-share counters through Redis')
     settings.resolved_secret_key()  # in production: stop here, before anything starts, if it is unsafe
     _upgrade(settings)
     factories = {(False, False): 'main:create_app', (False, True): 'main:create_demo_app',

@@ -1,5 +1,6 @@
-"""What the API process holds for its lifetime: database, key authenticator, the backend registry and
-gateway, and the background writers (audit trail, key usage) that are flushed at shutdown."""
+"""What the API process holds for its lifetime: database, key authenticator, the backend registry, the
+admission ledger and gateway, the background jobs (core.jobs), and the background writers (audit trail,
+key usage) that are flushed at shutdown."""
 
 from __future__ import annotations
 
@@ -20,13 +21,17 @@ from core.db import dispose_database, get_database
 from core.gateway.engines import adapter_for
 from core.gateway.service import Gateway
 from core.gateway.upstream import UpstreamPool
+from core.jobs import BackgroundJobs, JobIntervals
 from core.key_usage import KeyUsageWriter
+from core.leadership import Leadership
 from core.metrics import GatewayMetrics
 from core.migrations import head_revision
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
-from core.routing import LeastLoadedPicker
+from core.scheduler.ledger import AdmissionLedger, LocalLedger
+from core.scheduler.picker import LeastLoadedPicker
+from core.scheduler.redis_ledger import RedisLedger
 from core.secretbox import SecretBox
 from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
@@ -45,12 +50,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = RegistryView()
     # For control-plane calls (discovery, health, /api/ps): short timeouts, apart from the inference pools.
     control_client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), trust_env=False)
-    monitor = RegistryMonitor(database, registry, control_client, check_interval=settings.backend_check_interval,
-                              reload_interval=settings.registry_reload_interval,
-                              unhealthy_after=settings.backend_unhealthy_after)
+    monitor = RegistryMonitor(database, registry, control_client, unhealthy_after=settings.backend_unhealthy_after)
     upstream = UpstreamPool(connect_timeout=settings.backend_connect_timeout,
                             read_timeout=settings.backend_read_timeout)
-    picker = LeastLoadedPicker(registry, queue_timeout=settings.queue_timeout)
+    ledger: AdmissionLedger = LocalLedger(registry)  # one process: slots counted in memory
+    if settings.redis_url:  # several workers or replicas: slots counted where all of them see it
+        ledger = RedisLedger.from_url(settings.redis_url, registry, prefix=settings.redis_prefix)
+    picker = LeastLoadedPicker(registry, ledger, queue_timeout=settings.queue_timeout)
 
     app.state.settings = settings
     app.state.database = database
@@ -59,17 +65,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.audit = audit
     app.state.registry = registry
     app.state.monitor = monitor
-    lifecycle = BackendLifecycle(database, registry, monitor)
+    app.state.ledger = ledger
+    lifecycle = BackendLifecycle(database, monitor, ledger, settle=settings.registry_reload_interval)
     app.state.lifecycle = lifecycle
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
-    node_poller = NodePoller(database, control_client, secret_box, interval=settings.node_poll_interval,
-                             on_status_change=monitor.reload)
+    node_poller = NodePoller(database, control_client, secret_box, on_status_change=monitor.reload)
     app.state.node_poller = node_poller
     app.state.metrics = GatewayMetrics(registry, lambda: picker.waiting, lambda: node_poller.snapshots)
     app.state.cluster_stats = ClusterStats(database, registry)
-    telemetry = TelemetryRecorder(database, node_poller, registry, interval=settings.telemetry_sample_interval,
-                                  retention_days=settings.telemetry_retention_days)
+    telemetry = TelemetryRecorder(database, node_poller, registry, retention_days=settings.telemetry_retention_days)
     app.state.telemetry = telemetry
+    jobs = BackgroundJobs(leadership=Leadership(database, ttl=settings.leader_lease_ttl), monitor=monitor,
+                          poller=node_poller, telemetry=telemetry, lifecycle=lifecycle,
+                          intervals=JobIntervals(registry_reload=settings.registry_reload_interval,
+                                                 node_poll=settings.node_poll_interval,
+                                                 backend_check=settings.backend_check_interval,
+                                                 telemetry_sample=settings.telemetry_sample_interval,
+                                                 lease_ttl=settings.leader_lease_ttl))
+    app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
@@ -87,16 +100,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning('could not load the backend registry yet: %s', exc)
     usage_writer.start()
     audit.start()
-    monitor.start()
-    node_poller.start()
-    telemetry.start()
+    await ledger.start()
+    await jobs.start()
     try:
         yield
     finally:
-        await lifecycle.stop()
-        await telemetry.stop()  # finishes the batch in progress, if any
-        await node_poller.stop()
+        await jobs.stop()
         await monitor.stop()
+        await ledger.stop()
         if demo is not None:
             await demo.stop()
         await upstream.aclose()

@@ -1,13 +1,15 @@
 """Benchmark: what the gateway adds, measured side by side with direct access to the same engine.
 
-    python -m bench.gateway [--seconds 10]
+    python -m bench.gateway [--seconds 10] [--redis redis://127.0.0.1:6379/0]
 
 Topology (reference/peers-and-targets.md §6.2): the gateway (`mindrouter serve --no-ui`, one worker,
 auth on, audit trail on, SQLite) pinned to core 0; the simulated vLLM engine and the load generator
 (wrk) pinned to core 1. For each cell wrk runs the same request against the engine directly and through
 the gateway. Cells: a small non-streaming chat (20-token answer) at 1 and 64 connections, and a
 streaming chat (64 tokens, SSE) at 16 connections. Prints a markdown table and writes
-bench/results/gateway.json. Needs `wrk` (Debian package) and `taskset`. A benchmark, not a test.
+bench/results/gateway.json. With --redis the gateway counts its slots in that Redis (the fleet-wide
+admission ledger of a multi-worker deployment) and the results go to bench/results/gateway-redis.json.
+Needs `wrk` (Debian package) and `taskset`. A benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -52,23 +54,25 @@ class Cell:
 def main() -> None:
     parser = argparse.ArgumentParser(description='gateway vs direct, side by side')
     parser.add_argument('--seconds', type=int, default=10, help='duration of each wrk run')
+    parser.add_argument('--redis', default='', help='REDIS_URL for the gateway: slots counted in Redis')
     args = parser.parse_args()
     if not shutil.which('wrk') or not shutil.which('taskset'):
         sys.exit('bench.gateway needs wrk and taskset (apt-get install wrk util-linux)')
-    cells = run(args.seconds)
+    cells = run(args.seconds, args.redis)
     RESULTS.mkdir(exist_ok=True)
     result = {'benchmark': 'gateway', 'commit': _commit(), 'machine': f'{os.cpu_count()} cores, {_cpu_model()}',
-              'python': sys.version.split()[0], 'seconds_per_cell': args.seconds,
+              'python': sys.version.split()[0], 'seconds_per_cell': args.seconds, 'redis': bool(args.redis),
               'cells': [asdict(cell) for cell in cells]}
-    (RESULTS / 'gateway.json').write_text(json.dumps(result, indent=2) + '\n')
+    (RESULTS / ('gateway-redis.json' if args.redis else 'gateway.json')).write_text(json.dumps(result, indent=2) + '\n')
     print(_table(cells))
     print(f'\n{result["machine"]}, Python {result["python"]}, commit {result["commit"]}, {args.seconds} s per cell')
 
 
-def run(seconds: int) -> list[Cell]:
+def run(seconds: int, redis_url: str = '') -> list[Cell]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
-        env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'error', 'SECRET_KEY': 'bench-' * 8}
+        env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'error', 'SECRET_KEY': 'bench-' * 8,
+               'REDIS_URL': redis_url, 'REDIS_PREFIX': f'bench-{os.getpid()}'}
         env.pop('DATABASE_URL', None)
         engine_url = stack.enter_context(_process(
             ['taskset', '-c', '1', sys.executable, '-m', 'sim', 'vllm', '--tokens', '20'], env, '/health'))

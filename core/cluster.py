@@ -42,7 +42,7 @@ class ClusterStats:
             'nodes': {'total': len(nodes), 'online': sum(1 for n in nodes if n.status == NodeStatus.online),
                       'offline': sum(1 for n in nodes if n.status == NodeStatus.offline)},
             'models': [entry.info.name for entry in self._view.catalog()],
-            'in_flight': sum(b.in_flight for b in backends),
+            'in_flight': sum(b.total_in_flight for b in backends),
             'alerts': [alert.as_dict() for alert in alerts],
         }
 

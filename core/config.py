@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     database_url: str = ''  # empty: SQLite file in data_dir
     secret_key: str = ''  # empty in development: generated once and kept in data_dir
     redis_url: str = ''  # empty: single-process, in-memory state
+    redis_prefix: str = Field(default='mindrouter', pattern=r'^[A-Za-z0-9_.-]{1,40}$')  # keys: one deployment each
     artifact_storage_path: Path | None = None  # None: data_dir / 'artifacts'
     scheduler_fairness_window: int = Field(default=300, ge=1)
     host: str = '127.0.0.1'
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     backend_cooldown: float = Field(default=10.0, ge=0)  # seconds a backend is skipped after a failed request
     backend_check_interval: float = Field(default=30.0, gt=0)  # model discovery and health, per backend
     registry_reload_interval: float = Field(default=5.0, gt=0)  # re-read backends registered elsewhere
+    leader_lease_ttl: float = Field(default=15.0, ge=1.0)  # one process runs the cluster-wide jobs; failover time
     audit_log_prompts: bool = True
     audit_log_responses: bool = True
     audit_flush_interval: float = Field(default=1.0, gt=0)

@@ -60,16 +60,20 @@ class _ClusterCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         in_flight = GaugeMetricFamily('mindrouter_backend_in_flight', 'Requests on each backend now (this process)',
                                       labels=['backend'])
+        fleet = GaugeMetricFamily('mindrouter_backend_in_flight_fleet',
+                                  'Requests on each backend now, all workers together (as last known)',
+                                  labels=['backend'])
         capacity = GaugeMetricFamily('mindrouter_backend_max_concurrent', 'Slots of each backend', labels=['backend'])
         healthy = GaugeMetricFamily('mindrouter_backend_healthy', '1 when the backend takes requests',
                                     labels=['backend', 'engine'])
         models = GaugeMetricFamily('mindrouter_backend_models', 'Models each backend serves', labels=['backend'])
         for backend in self._view.backends:
             in_flight.add_metric([backend.name], backend.in_flight)
+            fleet.add_metric([backend.name], backend.total_in_flight)
             capacity.add_metric([backend.name], backend.max_concurrent)
             healthy.add_metric([backend.name, backend.engine], 1 if backend.healthy else 0)
             models.add_metric([backend.name], len(backend.models))
-        yield from (in_flight, capacity, healthy, models)
+        yield from (in_flight, fleet, capacity, healthy, models)
         yield GaugeMetricFamily('mindrouter_queue_depth', 'Requests waiting for a free backend slot',
                                 value=self._queue_depth())
 

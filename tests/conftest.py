@@ -106,3 +106,17 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis server for tests (TEST_REDIS_URL, else 127.0.0.1:6379/0); skipped when absent, except under CI,
+    which must exercise the fleet-wide ledger. Tests share the server: each uses its own key prefix."""
+    url = os.environ.get('TEST_REDIS_URL')
+    if url:
+        return url
+    if _port_open('127.0.0.1', 6379):
+        return 'redis://127.0.0.1:6379/0'
+    if os.environ.get('CI'):
+        pytest.fail('Redis is not reachable on 127.0.0.1:6379 and TEST_REDIS_URL is unset; CI must test on it')
+    pytest.skip('Redis not available (set TEST_REDIS_URL or start a server on 127.0.0.1:6379)')

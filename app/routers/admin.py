@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from core.registry import ollama_models, store
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
+from core.scheduler.ledger import AdmissionLedger
 from core.telemetry.poller import NodePoller
 
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
@@ -81,7 +81,8 @@ async def list_backends(request: Request) -> Any:
     database: Database = request.app.state.database
     async with database.session() as session:
         rows = await store.list_backends(session)
-    return [_to_public(request, backend, models) for backend, models in rows]
+    in_flight = await _fleet_in_flight(request)
+    return [_to_public(request, backend, models, in_flight) for backend, models in rows]
 
 
 @router.patch('/backends/{backend_id}', response_model=BackendPublic)
@@ -186,22 +187,30 @@ async def _public(request: Request, backend_id: int) -> BackendPublic:
     async with database.session() as session:
         backend = await store.get_backend(session, backend_id=backend_id)
         rows = {b.id: m for b, m in await store.list_backends(session)}
-    return _to_public(request, backend, rows.get(backend_id, []))
+    return _to_public(request, backend, rows.get(backend_id, []), await _fleet_in_flight(request))
 
 
-def _to_public(request: Request, backend: Backend, models: list[BackendModel]) -> BackendPublic:
-    view: RegistryView = request.app.state.registry
+async def _fleet_in_flight(request: Request) -> dict[int, int]:
+    """Requests on each backend now, all workers together: what an admin watches while a backend drains."""
+    ledger: AdmissionLedger = request.app.state.ledger
+    try:
+        return await ledger.in_flight()
+    except Exception:  # the ledger's Redis is down: what this process last knew
+        view: RegistryView = request.app.state.registry
+        return {b.id: b.total_in_flight for b in view.backends}
+
+
+def _to_public(request: Request, backend: Backend, models: list[BackendModel],
+               in_flight: dict[int, int]) -> BackendPublic:
     poller: NodePoller = request.app.state.node_poller
-    monitor: RegistryMonitor = request.app.state.monitor
     assert backend.id is not None
-    live = view.backend(backend.id)
     return BackendPublic(
         id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
         max_concurrent=backend.max_concurrent, node_id=backend.node_id, gpu_indices=backend.gpu_indices,
         status=backend.status, simulated=backend.simulated, version=backend.version, last_error=backend.last_error,
-        last_checked_at=backend.last_checked_at, in_flight=live.in_flight if live else 0,
+        last_checked_at=backend.last_checked_at, in_flight=in_flight.get(backend.id, 0),
         gpu=poller.backend_figures(backend.node_id, backend.gpu_indices),
-        engine_load=asdict(load) if (load := monitor.loads.get(backend.id)) is not None else None,
+        engine_load=backend.engine_load,
         models=[BackendModelPublic(name=m.name, family=m.family, context_length=m.context_length,
                                    parameter_size=m.parameter_size, quantization=m.quantization,
                                    capabilities=m.capabilities) for m in models],

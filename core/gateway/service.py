@@ -27,7 +27,7 @@ from core.gateway.http import (
 from core.gateway.upstream import UpstreamPool
 from core.models import Engine
 from core.registry.view import BackendState, RegistryView
-from core.routing import BackendPicker, Slot
+from core.scheduler.picker import BackendPicker, Slot
 from core.translate.canonical import ChatRequest, ChatResponse, Delta, EmbeddingRequest, EmbeddingResponse, Usage
 from core.translate.engine_errors import EngineResponseError, EngineStreamError
 from core.translate.streaming import StreamParser

@@ -13,6 +13,7 @@ from core.models.accounts import (
 from core.models.audit import RequestLog
 from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.models.base import utcnow
+from core.models.leases import JobLease
 from core.models.model_settings import ModelSetting
 from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
@@ -30,6 +31,7 @@ __all__ = [
     'BackendUpdate',
     'Engine',
     'GpuSample',
+    'JobLease',
     'ModelSetting',
     'Node',
     'NodeBase',

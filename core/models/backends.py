@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -57,6 +58,7 @@ class Backend(BackendBase, table=True):
     version: str | None = Field(default=None, max_length=64)
     last_error: str | None = Field(default=None, sa_type=Text)
     last_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    engine_load: dict[str, Any] | None = Field(default=None, sa_type=JSON)  # what the engine said at the last check
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 

@@ -63,7 +63,7 @@ class BackendSample(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     backend_id: int = Field(foreign_key='backends.id', ondelete='CASCADE')
     taken_at: datetime = Field(sa_type=UtcDateTime)
-    in_flight: int  # requests the sampling process had on it
+    in_flight: int  # requests on it from every worker, as the sampling process knew them
     max_concurrent: int
     healthy: bool  # in rotation: healthy, and its node online
     # Its own GPUs only (gpu_indices); null when it has no node or the node was not read.

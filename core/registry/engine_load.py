@@ -4,7 +4,8 @@ cannot say is not unhealthy for it (the figures are just unknown)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +22,17 @@ class EngineLoad:
     waiting: int | None = None  # requests queued inside the engine
     kv_cache_usage: float | None = None  # 0..1
     loaded_models: tuple[str, ...] | None = None  # Ollama: models in memory now
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> EngineLoad | None:
+        if not data:
+            return None
+        loaded = data.get('loaded_models')
+        return cls(running=data.get('running'), waiting=data.get('waiting'), kv_cache_usage=data.get('kv_cache_usage'),
+                   loaded_models=tuple(loaded) if loaded is not None else None)
 
 
 async def read_load(client: httpx.AsyncClient, url: str, engine: str) -> EngineLoad | None:

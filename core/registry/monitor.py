@@ -1,7 +1,7 @@
-"""Keeps the in-memory registry current: re-reads the database every few seconds (other processes may
-have registered backends) and re-checks every backend's model list and health periodically.
-
-The cluster-registry work adds sidecar polling, drain and telemetry on top of this loop.
+"""Keeps the in-memory registry current: `reload()` re-reads the database (every process, every few
+seconds: another one may have registered a backend or changed its health), `check_all()` re-checks every
+backend's model list, health and engine load (the process running the cluster-wide jobs, periodically),
+and `check_soon()` checks one backend at once after a live request failed on it. core.jobs schedules them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -18,7 +17,7 @@ from core.errors import DatabaseUnavailable
 from core.models import Backend, BackendStatus
 from core.registry import store
 from core.registry.discovery import DiscoveryError, discover
-from core.registry.engine_load import EngineLoad, read_load
+from core.registry.engine_load import read_load
 from core.registry.view import RegistryView
 
 log = logging.getLogger('mindrouter.registry')
@@ -26,17 +25,13 @@ log = logging.getLogger('mindrouter.registry')
 
 class RegistryMonitor:
     def __init__(self, database: Database, view: RegistryView, client: httpx.AsyncClient, *,
-                 check_interval: float, reload_interval: float, unhealthy_after: int = 2) -> None:
+                 unhealthy_after: int = 2) -> None:
         self._database = database
         self._view = view
-        self._check_interval = check_interval
-        self._reload_interval = reload_interval
         self._client = client
-        self._tasks: list[asyncio.Task[None]] = []
         self._unhealthy_after = unhealthy_after
         self._failures: dict[int, int] = {}  # backend id -> consecutive failed checks
         self._urgent: dict[int, asyncio.Task[Backend]] = {}  # checks asked for after live failures
-        self.loads: dict[int, EngineLoad] = {}  # backend id -> what the engine said of its load at the last check
 
     async def reload(self) -> None:
         async with self._database.session() as session:
@@ -59,12 +54,8 @@ class RegistryMonitor:
                                                        error=str(exc), mark_unhealthy=out)
             else:
                 self._failures.pop(backend_id, None)
-                backend = await store.record_discovery(session, backend_id=backend_id, discovery=found)
                 load = await read_load(self._client, backend.url, backend.engine)
-                if load is None:
-                    self.loads.pop(backend_id, None)
-                else:
-                    self.loads[backend_id] = load
+                backend = await store.record_discovery(session, backend_id=backend_id, discovery=found, load=load)
         await self.reload()
         state = self._view.backend(backend_id)
         if state is not None and state.healthy and backend_id not in self._failures:
@@ -91,27 +82,12 @@ class RegistryMonitor:
             if isinstance(result, BaseException) and not isinstance(result, DatabaseUnavailable):
                 log.error('backend check failed', exc_info=result)
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._every(self._reload_interval, self.reload), name='registry-reload'),
-                       loop.create_task(self._every(self._check_interval, self.check_all), name='backend-checks')]
-
     async def stop(self) -> None:
-        for task in [*self._tasks, *self._urgent.values()]:
+        """Cancel the urgent checks still running."""
+        tasks = list(self._urgent.values())
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *self._urgent.values()]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._tasks = []
         self._urgent.clear()
-
-    @staticmethod
-    async def _every(interval: float, job: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await job()
-            except DatabaseUnavailable as exc:
-                log.warning('registry: %s', exc.message)
-            except Exception:
-                log.exception('registry job failed')

@@ -72,12 +72,13 @@ async def record_poll(session: AsyncSession, *, node_id: int, snapshot: NodeSnap
     now = utcnow()
     node.updated_at = now
     if snapshot is None:
-        node.status, node.last_error = NodeStatus.offline, error
+        node.status, node.last_error, node.last_reading = NodeStatus.offline, error, None
     else:
         node.status, node.last_error, node.last_seen_at = NodeStatus.online, None, now
         node.gpu_count = snapshot.gpu_count
         node.driver_version, node.cuda_version = snapshot.driver_version, snapshot.cuda_version
         node.sidecar_version = snapshot.sidecar_version
+        node.last_reading = snapshot.to_json()
     session.add(node)
     await session.commit()
     await session.refresh(node)

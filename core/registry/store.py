@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -22,6 +22,7 @@ from core.models import (
     utcnow,
 )
 from core.registry.discovery import Discovery
+from core.registry.engine_load import EngineLoad
 from core.registry.nodes import check_placement
 from core.registry.view import BackendState, ModelInfo
 
@@ -72,9 +73,10 @@ async def list_backends(session: AsyncSession) -> list[tuple[Backend, list[Backe
 
 
 async def record_discovery(session: AsyncSession, *, backend_id: int, discovery: Discovery | None,
-                           error: str | None = None, mark_unhealthy: bool = True) -> Backend:
-    """Store what a check found: the model list and healthy, or the error (and, when `mark_unhealthy`,
-    the unhealthy status; the model list is kept either way)."""
+                           error: str | None = None, mark_unhealthy: bool = True,
+                           load: EngineLoad | None = None) -> Backend:
+    """Store what a check found: the model list, the engine's load and healthy, or the error (and, when
+    `mark_unhealthy`, the unhealthy status; the model list is kept either way)."""
     backend = await get_backend(session, backend_id=backend_id)
     now = utcnow()
     backend.last_checked_at = now
@@ -84,11 +86,13 @@ async def record_discovery(session: AsyncSession, *, backend_id: int, discovery:
         if not keep and mark_unhealthy:
             backend.status = BackendStatus.unhealthy
         backend.last_error = error
+        backend.engine_load = None
     else:
         if not keep:
             backend.status = BackendStatus.healthy
         backend.last_error = None
         backend.version = discovery.version
+        backend.engine_load = load.to_json() if load is not None else None
         await session.exec(delete(BackendModel).where(col(BackendModel.backend_id) == backend_id))
         for model in discovery.models:
             session.add(BackendModel(backend_id=backend_id, name=model.name, family=model.family,
@@ -134,6 +138,21 @@ async def set_status(session: AsyncSession, *, backend_id: int, status: BackendS
     return backend
 
 
+async def finish_drain(session: AsyncSession, *, backend_id: int) -> bool:
+    """Draining → disabled, only if it is still draining (an admin may have enabled it meanwhile)."""
+    table = Backend.__table__  # type: ignore[attr-defined]
+    result = await session.exec(update(table)
+                                .where(col(Backend.id) == backend_id, col(Backend.status) == BackendStatus.draining)
+                                .values(status=BackendStatus.disabled, updated_at=utcnow()))
+    await session.commit()
+    return bool(result.rowcount)
+
+
+async def draining_ids(session: AsyncSession) -> list[int]:
+    return [i for i in await session.exec(select(Backend.id).where(Backend.status == BackendStatus.draining))
+            if i is not None]
+
+
 async def delete_simulated(session: AsyncSession) -> int:
     """Remove backends a previous `serve --demo` registered (a normal start never keeps them)."""
     rows = list(await session.exec(select(Backend).where(col(Backend.simulated).is_(True))))
@@ -153,6 +172,7 @@ async def load_states(session: AsyncSession) -> list[BackendState]:
             id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
             max_concurrent=backend.max_concurrent, status=backend.status, simulated=backend.simulated,
             node_id=backend.node_id, gpu_indices=backend.gpu_indices, node_online=backend.node_id not in offline,
+            load=EngineLoad.from_json(backend.engine_load),
             models={m.name: ModelInfo(name=m.name, family=m.family, context_length=m.context_length,
                                       capabilities=frozenset(m.capabilities), parameter_size=m.parameter_size,
                                       quantization=m.quantization, size_bytes=m.size_bytes, details=m.details,

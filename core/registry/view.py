@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.models import BackendStatus
+from core.registry.engine_load import EngineLoad
 
 
 @dataclass(slots=True, frozen=True)
@@ -48,7 +49,9 @@ class BackendState:
     gpu_indices: list[int] | None = None
     node_online: bool = True  # an offline node takes all its backends with it
     models: dict[str, ModelInfo] = field(default_factory=dict)
+    load: EngineLoad | None = None  # what the engine said of its load at the last check
     in_flight: int = 0  # requests this process has on it now
+    fleet_in_flight: int | None = None  # all workers together, as the Redis ledger last read it; None: one process
     cooldown_until: float = 0.0  # monotonic time: a live request failed here; prefer others until then
 
     @property
@@ -60,11 +63,12 @@ class BackendState:
         self.name, self.url, self.engine = fresh.name, fresh.url, fresh.engine
         self.max_concurrent, self.status, self.simulated = fresh.max_concurrent, fresh.status, fresh.simulated
         self.node_id, self.gpu_indices, self.node_online = fresh.node_id, fresh.gpu_indices, fresh.node_online
-        self.models = fresh.models
+        self.models, self.load = fresh.models, fresh.load
 
     @property
-    def has_free_slot(self) -> bool:
-        return self.in_flight < self.max_concurrent
+    def total_in_flight(self) -> int:
+        """Requests on this backend from every worker (as last known), for display and load ordering."""
+        return self.in_flight if self.fleet_in_flight is None else max(self.fleet_in_flight, self.in_flight)
 
 
 @dataclass(slots=True, frozen=True)

@@ -4,13 +4,11 @@ older than TELEMETRY_RETENTION_DAYS.
 
 It reads memory only (no sidecar request of its own: the poller already made one per node), and writes off
 every request path. A failed batch is logged and dropped — a gap in a chart is cheaper than a growing
-buffer — and the loop carries on.
+buffer — and the next run (core.jobs) tries again.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -65,24 +63,20 @@ def backend_rows(registry: RegistryView, poller: NodePoller, taken_at: datetime)
     rows = []
     for backend in registry.backends:
         figures = poller.backend_figures(backend.node_id, backend.gpu_indices) or {}
-        rows.append({'backend_id': backend.id, 'taken_at': taken_at, 'in_flight': backend.in_flight,
+        rows.append({'backend_id': backend.id, 'taken_at': taken_at, 'in_flight': backend.total_in_flight,
                      'max_concurrent': backend.max_concurrent, 'healthy': backend.healthy,
                      **{name: figure(figures.get(name)) for name in BACKEND_FIGURES}})
     return rows
 
 
 class TelemetryRecorder:
-    def __init__(self, database: Database, poller: NodePoller, registry: RegistryView, *, interval: float,
+    def __init__(self, database: Database, poller: NodePoller, registry: RegistryView, *,
                  retention_days: int) -> None:
         self._database = database
         self._poller = poller
         self._registry = registry
-        self._interval = interval
         self.retention = timedelta(days=retention_days)
         self._last_prune: float | None = None  # monotonic time of the last prune
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
 
     async def sample_now(self, *, at: datetime | None = None) -> SampleCounts:
         """Write one sample of every GPU and backend, all rows or none. `at` defaults to now; it is cut to
@@ -114,35 +108,20 @@ class TelemetryRecorder:
         self._last_prune = time.monotonic()
         return deleted
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name='telemetry-recorder')
-
-    async def stop(self) -> None:
-        """Stop after the batch in progress, if any (not task.cancel(): that could abandon it mid-insert)."""
-        if self._task is not None:
-            self._stopping = True
-            self._wake.set()
-            await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            # Wait first: at start-up the poller has not read any node yet.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            if self._stopping:
-                return
+    async def tick(self) -> None:
+        """One scheduled run (core.jobs): a sample, and the hourly prune when it is due. Failures are logged
+        and the next run tries again."""
+        try:
+            counts = await self.sample_now()
+            log.debug('telemetry: wrote %d GPU and %d backend rows', counts.gpus, counts.backends)
+        except Exception as exc:
+            log.warning('telemetry: sample not written: %s', _first_line(exc))
+        if self._last_prune is None or time.monotonic() - self._last_prune >= PRUNE_EVERY:
             try:
-                counts = await self.sample_now()
-                log.debug('telemetry: wrote %d GPU and %d backend rows', counts.gpus, counts.backends)
+                await self.prune()
             except Exception as exc:
-                log.warning('telemetry: sample not written: %s', _first_line(exc))
-            if self._last_prune is None or time.monotonic() - self._last_prune >= PRUNE_EVERY:
-                try:
-                    await self.prune()
-                except Exception as exc:
-                    self._last_prune = time.monotonic()  # not every tick of an outage: try again in an hour
-                    log.warning('telemetry: old rows not pruned: %s', _first_line(exc))
+                self._last_prune = time.monotonic()  # not every tick of an outage: try again in an hour
+                log.warning('telemetry: old rows not pruned: %s', _first_line(exc))
 
 
 async def _ids(conn: AsyncConnection, column: Mapped[int | None], wanted: set[int]) -> set[int]:

@@ -1,11 +1,13 @@
-"""Polls every node's sidecar once per interval — once per node, however many backends share it — keeps the
-latest readings in memory, and marks a node offline (taking its backends out of rotation) when its sidecar
-stops answering, answers with the wrong key, or answers garbage. The loop never dies on a bad node."""
+"""Polls every node's sidecar — once per node, however many backends share it — keeps the latest readings in
+memory and in the node's row, and marks a node offline (taking its backends out of rotation) when its sidecar
+stops answering, answers with the wrong key, or answers garbage. A bad node never stops the others' polls.
+
+Only the process that runs the cluster-wide jobs polls (core.jobs); the others `load_readings()` from the
+rows it wrote, so every worker shows the same GPU figures without a second poll of any sidecar."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,16 +24,14 @@ log = logging.getLogger('mindrouter.telemetry')
 
 
 class NodePoller:
-    def __init__(self, database: Database, client: httpx.AsyncClient, box: SecretBox, *, interval: float,
+    def __init__(self, database: Database, client: httpx.AsyncClient, box: SecretBox, *,
                  on_status_change: Callable[[], Awaitable[None]]) -> None:
         self._database = database
         self._client = client
         self._box = box
-        self._interval = interval
         self._on_status_change = on_status_change
         self.snapshots: dict[int, NodeSnapshot] = {}  # node id -> its latest good reading
         self.polls = 0  # sidecar requests made (tests check one per node per interval)
-        self._task: asyncio.Task[None] | None = None
 
     async def poll(self, node_id: int) -> Node:
         """Read one node's sidecar now and record the outcome."""
@@ -67,20 +67,9 @@ class NodePoller:
         snapshot = self.snapshots.get(node_id) if node_id is not None else None
         return summarize(backend_gpus(snapshot, gpu_indices)) if snapshot is not None else None
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name='node-poller')
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.poll_all()
-            except Exception:
-                log.exception('node polling failed; trying again next interval')
-            await asyncio.sleep(self._interval)
+    async def load_readings(self) -> None:
+        """Take the latest readings that the polling process stored (online nodes only)."""
+        async with self._database.session() as session:
+            rows = await nodes.list_nodes(session)
+        self.snapshots = {node.id: NodeSnapshot.from_json(node.last_reading) for node in rows
+                          if node.id is not None and node.status == NodeStatus.online and node.last_reading}

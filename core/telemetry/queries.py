@@ -167,7 +167,7 @@ async def overview(database: Database, poller: NodePoller, registry: RegistryVie
                           'last_seen_at': node.last_seen_at, 'last_error': node.last_error,
                           'summary': summarize(list(snapshot.gpus)) if snapshot is not None else None})
     backend_list = [{'id': b.id, 'name': b.name, 'engine': b.engine, 'status': b.status, 'healthy': b.healthy,
-                     'node_id': b.node_id, 'gpu_indices': b.gpu_indices, 'in_flight': b.in_flight,
+                     'node_id': b.node_id, 'gpu_indices': b.gpu_indices, 'in_flight': b.total_in_flight,
                      'max_concurrent': b.max_concurrent, 'gpu': poller.backend_figures(b.node_id, b.gpu_indices)}
                     for b in sorted(registry.backends, key=lambda b: b.id)]
     live = summarize([gpu for n in node_rows if n.id in poller.snapshots for gpu in poller.snapshots[n.id].gpus])
@@ -176,7 +176,7 @@ async def overview(database: Database, poller: NodePoller, registry: RegistryVie
               'memory_used_gb': live['memory_used_gb'], 'memory_total_gb': live['memory_total_gb'],
               'power_draw_watts': live['power_draw_watts'], 'backends': len(backend_list),
               'backends_healthy': sum(b['healthy'] is True for b in backend_list),
-              'in_flight': sum(b.in_flight for b in registry.backends),
+              'in_flight': sum(b.total_in_flight for b in registry.backends),
               'max_concurrent': sum(b.max_concurrent for b in registry.backends)}
     return {'taken_at': utcnow().replace(microsecond=0), 'totals': totals, 'nodes': node_list,
             'backends': backend_list}

@@ -26,6 +26,17 @@ class NodeSnapshot:
     def gpu_count(self) -> int:
         return len(self.gpus)
 
+    def to_json(self) -> dict[str, Any]:
+        return {'hostname': self.hostname, 'driver_version': self.driver_version, 'cuda_version': self.cuda_version,
+                'sidecar_version': self.sidecar_version, 'gpus': list(self.gpus), 'server_power': self.server_power}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeSnapshot:
+        return cls(hostname=data.get('hostname'), driver_version=data.get('driver_version'),
+                   cuda_version=data.get('cuda_version'), sidecar_version=data.get('sidecar_version'),
+                   gpus=tuple(gpu for gpu in data.get('gpus') or () if isinstance(gpu, dict)),
+                   server_power=data.get('server_power') or {})
+
 
 async def read_sidecar(client: httpx.AsyncClient, url: str, key: str, *, timeout: float = 5.0) -> NodeSnapshot:
     try:

@@ -18,6 +18,11 @@ CHAT = {'model': 'llama3.2', 'messages': [{'role': 'user', 'content': 'drain me'
 
 
 @pytest.fixture
+def app_env() -> dict[str, str]:
+    return {'REGISTRY_RELOAD_INTERVAL': '0.3'}  # a drain completes one reload interval after it starts, at least
+
+
+@pytest.fixture
 async def engines() -> AsyncIterator[dict[str, SimServer]]:
     async with SimServer('ollama', SimConfig(token_delay_ms=20, tokens=30)) as first, \
             SimServer('ollama', SimConfig(token_delay_ms=20, tokens=30)) as second:

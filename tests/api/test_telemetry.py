@@ -3,7 +3,6 @@ its buckets, JSON and CSV exports that agree, retention, and the errors."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -246,16 +245,17 @@ async def test_telemetry_is_for_admins_only(client: httpx.AsyncClient, alice_key
     assert response.status_code == 403
 
 
-async def test_the_loop_samples_by_itself_and_stops_cleanly(cluster: Cluster, database: Database) -> None:
-    recorder = TelemetryRecorder(database, cluster.app.state.node_poller, cluster.app.state.registry,
-                                 interval=0.05, retention_days=30)
-    recorder.start()
+async def test_a_scheduled_tick_samples_and_prunes(cluster: Cluster, database: Database) -> None:
+    await cluster.app.state.node_poller.poll(cluster.node_id)
     async with database.connect() as conn:
-        for _ in range(100):
-            count = (await conn.execute(select(func.count()).select_from(BackendSample))).scalar_one()
-            await conn.commit()
-            if count >= 2:
-                break
-            await asyncio.sleep(0.05)
-    await recorder.stop()
-    assert count >= 2
+        await conn.execute(insert(BackendSample), [{'backend_id': cluster.backend_id, 'in_flight': 0,
+                                                    'taken_at': utcnow() - timedelta(days=400),
+                                                    'max_concurrent': 1, 'healthy': True}])
+        await conn.commit()
+
+    await cluster.recorder.tick()
+    async with database.connect() as conn:
+        taken = list((await conn.execute(select(BackendSample.taken_at))).scalars())
+        gpus = (await conn.execute(select(func.count()).select_from(GpuSample))).scalar_one()
+    assert len(taken) == 1 and utcnow() - taken[0] < timedelta(minutes=1)  # the new one; the old one pruned
+    assert gpus == 4

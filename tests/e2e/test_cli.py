@@ -109,6 +109,11 @@ def test_production_without_a_strong_secret_refuses_to_start(env: dict[str, str]
     assert_one_line_error(mindrouter('serve', env=env), 1, 'too short')
 
 
+def test_several_workers_need_redis_to_share_their_slots(env: dict[str, str]) -> None:
+    result = mindrouter('serve', '--no-ui', '--workers', '2', env=env)
+    assert_one_line_error(result, 1, '--workers > 1 needs REDIS_URL')
+
+
 def test_python_main_py_is_mindrouter_serve(env: dict[str, str]) -> None:
     port = free_port()
     with serving([sys.executable, str(REPO / 'main.py'), '--port', str(port)], env, port=port) as base_url:

@@ -9,7 +9,8 @@ import pytest
 
 from core.errors import BackendUnavailable
 from core.registry.view import BackendState, ModelInfo, RegistryView
-from core.routing import LeastLoadedPicker
+from core.scheduler.ledger import LocalLedger
+from core.scheduler.picker import LeastLoadedPicker
 
 
 def backend(backend_id: int, *, slots: int = 2, status: str = 'healthy', models: tuple[str, ...] = ('m',)
@@ -21,7 +22,7 @@ def backend(backend_id: int, *, slots: int = 2, status: str = 'healthy', models:
 def picker_for(*backends: BackendState, queue_timeout: float = 1.0) -> tuple[LeastLoadedPicker, RegistryView]:
     view = RegistryView()
     view.replace(backends)
-    return LeastLoadedPicker(view, queue_timeout=queue_timeout), view
+    return LeastLoadedPicker(view, LocalLedger(view), queue_timeout=queue_timeout), view
 
 
 async def test_requests_spread_to_the_least_loaded_backend() -> None:
@@ -120,3 +121,45 @@ async def test_backends_cooling_down_are_avoided_but_used_when_nothing_else_can_
     slot = await picker.acquire('m')  # both cooling down: try one rather than refuse
     assert slot.backend in (first, second)
     slot.release()
+
+
+async def test_a_request_arriving_as_a_slot_frees_does_not_overtake_the_waiter() -> None:
+    picker, view = picker_for(backend(1, slots=1))
+    held = await picker.acquire('m')
+    waiter = asyncio.create_task(picker.acquire('m'))
+    await asyncio.sleep(0.01)
+
+    held.release()
+    latecomer = asyncio.create_task(picker.acquire('m'))  # before the waiter had a chance to run
+    got = await waiter
+    await asyncio.sleep(0.01)
+    assert not latecomer.done()
+    got.release()
+    (await latecomer).release()
+    assert view.backends[0].in_flight == 0
+
+
+async def test_waiters_for_a_full_model_do_not_hold_up_another_model() -> None:
+    picker, _ = picker_for(backend(1, slots=1, models=('m',)), backend(2, slots=1, models=('n',)))
+    held = await picker.acquire('m')
+    blocked = asyncio.create_task(picker.acquire('m'))
+    await asyncio.sleep(0.01)
+
+    other = await asyncio.wait_for(picker.acquire('n'), 1)  # queued behind the m-waiter, served at once
+    assert other.backend.id == 2 and not blocked.done()
+    other.release()
+    held.release()
+    (await blocked).release()
+
+
+async def test_the_ledger_counts_each_users_running_requests() -> None:
+    view = RegistryView()
+    view.replace([backend(1, slots=3)])
+    ledger = LocalLedger(view)
+    picker = LeastLoadedPicker(view, ledger, queue_timeout=1)
+    a1, a2, b1 = [await picker.acquire('m', user_id=u) for u in (7, 7, 8)]
+    assert (ledger.user_in_flight(7), ledger.user_in_flight(8)) == (2, 1)
+    assert await ledger.in_flight() == {1: 3}
+    for slot in (a1, a2, b1):
+        slot.release()
+    assert ledger.user_in_flight(7) == 0 and await ledger.in_flight() == {}

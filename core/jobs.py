@@ -1,0 +1,120 @@
+"""The background jobs of a MindRouter process, on one APScheduler `AsyncIOScheduler` per process.
+
+Every process keeps its own view fresh: it re-reads the registry, and — when it is not the one polling —
+the latest GPU readings that the poller stored. The cluster-wide jobs (sidecar polls, backend health
+checks with model catalog and engine load, telemetry samples, drain completion) run in exactly one
+process: the holder of the `cluster-jobs` lease (core.leadership). With one process that is simply it;
+with several workers or replicas, one of them, and another takes over within a lease period when it dies.
+
+Each job runs at most once at a time (`max_instances=1`, late runs coalesced), and a failing job logs and
+runs again at its next interval: no error stops the schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.errors import DatabaseUnavailable
+from core.leadership import Leadership
+from core.registry.lifecycle import BackendLifecycle
+from core.registry.monitor import RegistryMonitor
+from core.telemetry.history import TelemetryRecorder
+from core.telemetry.poller import NodePoller
+
+log = logging.getLogger('mindrouter.jobs')
+
+DRAIN_CHECK_INTERVAL = 0.5  # seconds: a drained backend turns disabled this soon after its last request
+
+
+@dataclass(frozen=True, slots=True)
+class JobIntervals:
+    registry_reload: float
+    node_poll: float
+    backend_check: float
+    telemetry_sample: float
+    lease_ttl: float
+
+
+class BackgroundJobs:
+    def __init__(self, *, leadership: Leadership, monitor: RegistryMonitor, poller: NodePoller,
+                 telemetry: TelemetryRecorder, lifecycle: BackendLifecycle, intervals: JobIntervals) -> None:
+        self.leadership = leadership
+        self._monitor = monitor
+        self._poller = poller
+        self._telemetry = telemetry
+        self._lifecycle = lifecycle
+        self._intervals = intervals
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[object]] = set()  # job runs in progress, awaited at stop
+
+    async def start(self) -> None:
+        """Claim the lease first (a lone process leads from its first second), then schedule everything."""
+        await self.leadership.renew()
+        every = self._intervals
+        scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={'max_instances': 1, 'coalesce': True,
+                                                                 'misfire_grace_time': None})
+        now = datetime.now(UTC)
+        self._add(scheduler, 'leadership', every.lease_ttl / 3, self._renew)
+        self._add(scheduler, 'registry-reload', every.registry_reload, self._monitor.reload)
+        self._add(scheduler, 'gpu-readings', every.node_poll, self._gpu_readings, first_run=now)
+        self._add(scheduler, 'backend-checks', every.backend_check, self._leader(self._monitor.check_all))
+        self._add(scheduler, 'telemetry', every.telemetry_sample, self._leader(self._telemetry.tick))
+        self._add(scheduler, 'drains', DRAIN_CHECK_INTERVAL, self._leader(self._finish_drains))
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self) -> None:
+        """Stop scheduling, cancel the runs in progress and wait until they are gone (a run left behind would
+        use the database after the app disposed of it), then hand the lease over."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)  # takes effect on the next turn of the loop
+            await asyncio.sleep(0)
+        self._scheduler = None
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        await self.leadership.resign()
+
+    async def _renew(self) -> None:
+        await self.leadership.renew()
+
+    async def _gpu_readings(self) -> None:
+        """The leader polls every node's sidecar; the others take what it stored."""
+        if self.leadership.held:
+            await self._poller.poll_all()
+        else:
+            await self._poller.load_readings()
+
+    async def _finish_drains(self) -> None:
+        await self._lifecycle.finish_drains()
+
+    def _leader(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run_if_leader() -> None:
+            if self.leadership.held:
+                await job()
+        run_if_leader.__name__ = getattr(job, '__name__', 'job')
+        return run_if_leader
+
+    def _add(self, scheduler: AsyncIOScheduler, name: str, seconds: float, job: Callable[[], Awaitable[None]], *,
+             first_run: datetime | None = None) -> None:
+        async def guarded() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job()
+            except DatabaseUnavailable as exc:
+                log.warning('%s: %s', name, exc.message)
+            except Exception:
+                log.exception('%s failed; it runs again in %g s', name, seconds)
+            finally:
+                self._running.discard(task)
+
+        kwargs = {'next_run_time': first_run} if first_run is not None else {}
+        scheduler.add_job(guarded, 'interval', seconds=seconds, id=name, name=name, **kwargs)
