@@ -5,10 +5,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run demo test lint typecheck pytest bench bench-fairness clean
 
 run: $(STAMP)
 	$(BIN)/mindrouter serve --demo
+
+# Users of every role flood a simulated cluster through a real gateway; their token shares, live.
+demo: $(STAMP)
+	$(BIN)/python -m bench.fairness --live --seconds 60
 
 test: lint typecheck pytest
 
@@ -23,6 +27,9 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	taskset -c 0 $(BIN)/python -m bench.key_check
+
+bench-fairness: $(STAMP)
+	$(BIN)/python -m bench.fairness
 
 # The venv is rebuilt only when pyproject.toml changes.
 $(STAMP): pyproject.toml

@@ -4,13 +4,14 @@
     Anthropic  {"type": "error", "error": {"type", "message"}}
     Ollama     {"error": "..."}
 
-The dialect follows the path: /anthropic/* speaks Anthropic, /api/* (except /api/admin) speaks Ollama,
-everything else speaks OpenAI.
+The dialect follows the path: /anthropic/* speaks Anthropic, /api/* (except /api/admin and /api/account)
+speaks Ollama, everything else speaks OpenAI.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Any
@@ -44,7 +45,7 @@ _OPENAI_TYPES = {
 def dialect_for(path: str) -> Dialect:
     if path.startswith('/anthropic/'):
         return Dialect.anthropic
-    if path.startswith('/api/') and not path.startswith('/api/admin/'):
+    if path.startswith('/api/') and not path.startswith(('/api/admin/', '/api/account/')):
         return Dialect.ollama
     return Dialect.openai
 
@@ -73,6 +74,8 @@ def install_error_handlers(app: FastAPI) -> None:
 def domain_error_response(path: str, exc: MindRouterError) -> JSONResponse:
     """A domain error as the caller's dialect expects it (401s say how to authenticate)."""
     headers = {'WWW-Authenticate': 'Bearer'} if exc.status_code == 401 else None
+    if exc.retry_after is not None:
+        headers = {**(headers or {}), 'Retry-After': str(max(1, math.ceil(exc.retry_after)))}
     return error_response(dialect_for(path), exc.status_code, exc.message, error_type=exc.error_type,
                           param=exc.param, code=exc.code, headers=headers)
 

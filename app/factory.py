@@ -8,7 +8,21 @@ from fastapi import FastAPI
 from app.errors import install_error_handlers
 from app.hotpath import Handler, HotPaths
 from app.lifespan import lifespan
-from app.routers import admin, admin_models, anthropic, fallback, health, nodes, ollama, openai, public, telemetry
+from app.routers import (
+    account,
+    admin,
+    admin_limits,
+    admin_models,
+    admin_queue,
+    anthropic,
+    fallback,
+    health,
+    nodes,
+    ollama,
+    openai,
+    public,
+    telemetry,
+)
 from core import __version__
 
 
@@ -25,6 +39,9 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(anthropic.router)
     app.include_router(admin.router)
     app.include_router(admin_models.router)
+    app.include_router(admin_queue.router)
+    app.include_router(admin_limits.router)
+    app.include_router(account.router)
     app.include_router(nodes.router)
     app.include_router(telemetry.router)
     fallback.install(app)  # last: answers only what no other route matched

@@ -30,6 +30,9 @@ from core.errors import InvalidRequest, MindRouterError, RequestTooLarge
 from core.gateway.service import Gateway, StreamBroken, UpstreamStream
 from core.metrics import GatewayMetrics
 from core.models import utcnow
+from core.quotas import QuotaGuard
+from core.scheduler.cost import chat_cost, embedding_cost
+from core.scheduler.scheduler import Requester
 from core.translate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from core.translate.streaming import StreamEncoder
 
@@ -68,6 +71,18 @@ class Exchange:
         settings: Settings = self.request.app.state.settings
         return settings
 
+    async def admit(self) -> None:
+        """The caller's own limits (429 with Retry-After), before the request queues or sends a byte."""
+        quota: QuotaGuard = self.request.app.state.quota
+        await quota.admit(self.principal)
+
+    def requester(self, cost: int) -> Requester:
+        """Who the scheduler serves: this user, at its weight, for about `cost` tokens."""
+        return Requester(user_id=self.principal.user_id, weight=self.principal.scheduler_weight, cost=cost)
+
+    def chat_requester(self, chat: ChatRequest) -> Requester:
+        return self.requester(chat_cost(chat, default_completion=self.settings.scheduler_completion_tokens))
+
     @property
     def started_ns(self) -> int:
         return int(self.started * 1e9)  # perf_counter seconds -> the perf_counter_ns scale
@@ -80,6 +95,8 @@ class Exchange:
         state = self.request.app.state
         audit: AuditWriter = state.audit
         metrics: GatewayMetrics = state.metrics
+        quota: QuotaGuard = state.quota
+        quota.record(self.principal.user_id, fields.get('prompt_tokens', 0) + fields.get('completion_tokens', 0))
         client = self.request.client
         total_ms = self.elapsed_ms()
         metrics.observe(endpoint=self.endpoint, model=fields.get('model', ''), status=status, total_s=total_ms / 1000,
@@ -123,7 +140,9 @@ async def complete(exchange: Exchange, chat: ChatRequest,
     chat.model = exchange.gateway.resolve(chat.model)
     prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
     try:
-        result = await _until_disconnect(exchange.request, exchange.gateway.complete(chat))
+        await exchange.admit()
+        requester = exchange.chat_requester(chat)
+        result = await _until_disconnect(exchange.request, exchange.gateway.complete(chat, requester))
     except asyncio.CancelledError:
         exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=chat.model, prompt=prompt)
         return Response(status_code=CLIENT_CLOSED)
@@ -149,7 +168,9 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
     chat.model = exchange.gateway.resolve(chat.model)
     prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
     try:
-        upstream = await exchange.gateway.open_stream(chat)
+        await exchange.admit()
+        requester = exchange.chat_requester(chat)
+        upstream = await exchange.gateway.open_stream(chat, requester)
     except MindRouterError as exc:  # before any byte: a normal error response in the dialect
         exchange.record(status='failed', http_status=exc.status_code, model=chat.model, stream=True,
                         error=exc.message, prompt=prompt)
@@ -202,7 +223,9 @@ async def embed(exchange: Exchange, request: EmbeddingRequest,
                 render: Callable[[EmbeddingResponse, Exchange], dict[str, Any]]) -> Response:
     request.model = exchange.gateway.resolve(request.model)
     try:
-        result = await _until_disconnect(exchange.request, exchange.gateway.embed(request))
+        await exchange.admit()
+        requester = exchange.requester(embedding_cost(request))
+        result = await _until_disconnect(exchange.request, exchange.gateway.embed(request, requester))
     except asyncio.CancelledError:
         exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=request.model)
         return Response(status_code=CLIENT_CLOSED)

@@ -26,12 +26,14 @@ from core.key_usage import KeyUsageWriter
 from core.leadership import Leadership
 from core.metrics import GatewayMetrics
 from core.migrations import head_revision
+from core.quotas import QuotaGuard
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
+from core.scheduler.fair_queue import FairQueue
 from core.scheduler.ledger import AdmissionLedger, LocalLedger
-from core.scheduler.picker import LeastLoadedPicker
 from core.scheduler.redis_ledger import RedisLedger
+from core.scheduler.scheduler import FairScheduler
 from core.secretbox import SecretBox
 from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
@@ -56,7 +58,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ledger: AdmissionLedger = LocalLedger(registry)  # one process: slots counted in memory
     if settings.redis_url:  # several workers or replicas: slots counted where all of them see it
         ledger = RedisLedger.from_url(settings.redis_url, registry, prefix=settings.redis_prefix)
-    picker = LeastLoadedPicker(registry, ledger, queue_timeout=settings.queue_timeout)
+    scheduler = FairScheduler(registry, ledger, queue_timeout=settings.queue_timeout,
+                              fair_queue=FairQueue(burst_tokens=settings.scheduler_burst_tokens,
+                                                   window=settings.scheduler_fairness_window))
 
     app.state.settings = settings
     app.state.database = database
@@ -66,17 +70,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry = registry
     app.state.monitor = monitor
     app.state.ledger = ledger
+    app.state.scheduler = scheduler
+    app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period)
     lifecycle = BackendLifecycle(database, monitor, ledger, settle=settings.registry_reload_interval)
     app.state.lifecycle = lifecycle
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
     node_poller = NodePoller(database, control_client, secret_box, on_status_change=monitor.reload)
     app.state.node_poller = node_poller
-    app.state.metrics = GatewayMetrics(registry, lambda: picker.waiting, lambda: node_poller.snapshots)
+    app.state.metrics = GatewayMetrics(registry, lambda: scheduler.waiting, lambda: node_poller.snapshots)
     app.state.cluster_stats = ClusterStats(database, registry)
     telemetry = TelemetryRecorder(database, node_poller, registry, retention_days=settings.telemetry_retention_days)
     app.state.telemetry = telemetry
     jobs = BackgroundJobs(leadership=Leadership(database, ttl=settings.leader_lease_ttl), monitor=monitor,
-                          poller=node_poller, telemetry=telemetry, lifecycle=lifecycle,
+                          poller=node_poller, telemetry=telemetry, lifecycle=lifecycle, registry=registry,
+                          fair_queue=scheduler.fair_queue, quota=quota,
                           intervals=JobIntervals(registry_reload=settings.registry_reload_interval,
                                                  node_poll=settings.node_poll_interval,
                                                  backend_check=settings.backend_check_interval,
@@ -84,7 +91,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                  lease_ttl=settings.leader_lease_ttl))
     app.state.jobs = jobs
     app.state.control_client = control_client
-    app.state.gateway = Gateway(registry=registry, picker=picker, upstream=upstream, adapters=adapter_for,
+    app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
                                 context_cap=settings.context_length_cap,
                                 override_num_ctx=settings.ollama_override_num_ctx,

@@ -85,6 +85,10 @@ def run(seconds: int, redis_url: str = '') -> list[Cell]:
         httpx.post(f'{gateway_url}/api/admin/backends/register', headers={'X-API-Key': key}, timeout=30,
                    json={'name': 'sim', 'url': engine_url, 'engine': 'vllm', 'max_concurrent': 512}
                    ).raise_for_status()
+        # A load generator is one user far past any human's limits: lift them (0 = unlimited).
+        httpx.put(f'{gateway_url}/api/admin/users/bench/quota', headers={'X-API-Key': key}, timeout=30,
+                  json={'rpm_limit': 0, 'max_concurrent': 0, 'token_budget': 0, 'note': 'benchmark'}
+                  ).raise_for_status()
         gateway_pid = _listening_pid(gateway_url)
 
         chat = {'model': MODEL, 'messages': [{'role': 'user', 'content': PROMPT}]}

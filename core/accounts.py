@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.api_keys import Principal, PrincipalLoader
 from core.db import Database
 from core.errors import ApiKeyNotFound, DuplicateUser, InvalidRequest, UnknownRole, UserNotFound
-from core.models import ApiKey, ApiKeyStatus, Role, RoleName, User, utcnow
+from core.models import ApiKey, ApiKeyStatus, QuotaOverride, Role, RoleName, User, utcnow
 from core.security import digests_match, generate_api_key, hash_password_async, verify_password_async
 
 _USERNAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@-]{0,63}')
@@ -132,9 +132,13 @@ def principal_loader(database: Database) -> PrincipalLoader:
     query = (
         sa_select(col(ApiKey.digest), col(ApiKey.id), col(ApiKey.status), col(ApiKey.expires_at), col(User.id),
                   col(User.username), col(User.is_active), col(Role.name), col(Role.is_admin),
-                  col(Role.scheduler_weight))
+                  func.coalesce(col(QuotaOverride.scheduler_weight), col(Role.scheduler_weight)),
+                  func.coalesce(col(QuotaOverride.token_budget), col(Role.token_budget)),
+                  func.coalesce(col(QuotaOverride.rpm_limit), col(Role.rpm_limit)),
+                  func.coalesce(col(QuotaOverride.max_concurrent), col(Role.max_concurrent)), col(ApiKey.rpm_limit))
         .join(User, col(ApiKey.user_id) == col(User.id))
         .join(Role, col(User.role_id) == col(Role.id))
+        .outerjoin(QuotaOverride, col(QuotaOverride.user_id) == col(User.id))
         .where(col(ApiKey.digest) == bindparam('digest'))
     )
 
@@ -143,7 +147,8 @@ def principal_loader(database: Database) -> PrincipalLoader:
             row = (await conn.execute(query, {'digest': digest})).first()
         if row is None:
             return None
-        stored, key_id, status, expires_at, user_id, username, active, role, is_admin, weight = row
+        stored, key_id, status, expires_at, user_id, username, active, role, is_admin, *limits = row
+        weight, budget, rpm, concurrent, key_rpm = limits
         # MariaDB's default collations compare case-insensitively and ignore trailing spaces: insist on
         # the exact bytes, in constant time.
         if not digests_match(stored, digest):
@@ -151,7 +156,8 @@ def principal_loader(database: Database) -> PrincipalLoader:
         assert key_id is not None and user_id is not None  # primary keys
         expires = expires_at.timestamp() if expires_at else None
         return Principal(key_id=key_id, key_status=status, key_expires_at=expires, user_id=user_id, username=username,
-                         user_active=active, role=role, is_admin=is_admin, scheduler_weight=weight)
+                         user_active=active, role=role, is_admin=is_admin, scheduler_weight=weight,
+                         token_budget=budget, rpm_limit=rpm, max_concurrent=concurrent, key_rpm_limit=key_rpm)
     return load
 
 

@@ -35,7 +35,11 @@ class Principal:
     user_active: bool
     role: str
     is_admin: bool
-    scheduler_weight: int
+    scheduler_weight: int  # the user's own weight if an admin set one, else its role's
+    token_budget: int = 0  # tokens per quota period; 0: unlimited (override, else role)
+    rpm_limit: int = 0  # requests per minute; 0: unlimited
+    max_concurrent: int = 0  # requests running at once; 0: unlimited
+    key_rpm_limit: int | None = None  # requests per minute through this key, when the key has its own limit
 
 
 PrincipalLoader = Callable[[str], Awaitable[Principal | None]]

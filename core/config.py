@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     redis_url: str = ''  # empty: single-process, in-memory state
     redis_prefix: str = Field(default='mindrouter', pattern=r'^[A-Za-z0-9_.-]{1,40}$')  # keys: one deployment each
     artifact_storage_path: Path | None = None  # None: data_dir / 'artifacts'
-    scheduler_fairness_window: int = Field(default=300, ge=1)
+    scheduler_fairness_window: int = Field(default=300, ge=1)  # seconds a user's use is remembered
+    scheduler_burst_tokens: int = Field(default=512, ge=0)  # head start of a user back from idle, x its weight
+    scheduler_completion_tokens: int = Field(default=512, ge=1)  # charged up front when max_tokens is unset
+    quota_period: Literal['day', 'week', 'month'] = 'month'  # token budgets renew at the start of each (UTC)
     host: str = '127.0.0.1'
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal['debug', 'info', 'warning', 'error'] = 'info'

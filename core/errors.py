@@ -24,6 +24,7 @@ class MindRouterError(Exception):
     status_code = 500
     error_type = 'server_error'  # OpenAI's `type`; the other dialects map from it
     code: str | None = None
+    retry_after: float | None = None  # seconds: sent as Retry-After when set
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -94,6 +95,22 @@ class BackendUnavailable(MindRouterError):
     status_code = 503
     error_type = 'server_error'
     code = 'backend_unavailable'
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LimitExceeded(MindRouterError):
+    """The caller's own limits stop this request: requests per minute, running requests, token budget."""
+
+    status_code = 429
+    error_type = 'rate_limit_error'
+
+    def __init__(self, message: str, *, code: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
 
 
 class UpstreamError(MindRouterError):

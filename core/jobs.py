@@ -22,14 +22,18 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.errors import DatabaseUnavailable
 from core.leadership import Leadership
+from core.quotas import QuotaGuard
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
+from core.registry.view import RegistryView
+from core.scheduler.fair_queue import FairQueue
 from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
 
 log = logging.getLogger('mindrouter.jobs')
 
 DRAIN_CHECK_INTERVAL = 0.5  # seconds: a drained backend turns disabled this soon after its last request
+FORGET_INTERVAL = 60.0  # seconds between sweeps of users idle for a fairness window
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,12 @@ class JobIntervals:
 
 class BackgroundJobs:
     def __init__(self, *, leadership: Leadership, monitor: RegistryMonitor, poller: NodePoller,
-                 telemetry: TelemetryRecorder, lifecycle: BackendLifecycle, intervals: JobIntervals) -> None:
+                 telemetry: TelemetryRecorder, lifecycle: BackendLifecycle, registry: RegistryView,
+                 fair_queue: FairQueue, quota: QuotaGuard, intervals: JobIntervals) -> None:
         self.leadership = leadership
+        self._registry = registry
+        self._fair_queue = fair_queue
+        self._quota = quota
         self._monitor = monitor
         self._poller = poller
         self._telemetry = telemetry
@@ -66,6 +74,7 @@ class BackgroundJobs:
         self._add(scheduler, 'backend-checks', every.backend_check, self._leader(self._monitor.check_all))
         self._add(scheduler, 'telemetry', every.telemetry_sample, self._leader(self._telemetry.tick))
         self._add(scheduler, 'drains', DRAIN_CHECK_INTERVAL, self._leader(self._finish_drains))
+        self._add(scheduler, 'forget-idle-users', FORGET_INTERVAL, self._forget_idle_users)
         scheduler.start()
         self._scheduler = scheduler
 
@@ -85,11 +94,21 @@ class BackgroundJobs:
         await self.leadership.renew()
 
     async def _gpu_readings(self) -> None:
-        """The leader polls every node's sidecar; the others take what it stored."""
+        """The leader polls every node's sidecar; the others take what it stored. Each backend's GPU
+        utilisation (one term of the scheduler's score) follows the new readings."""
         if self.leadership.held:
             await self._poller.poll_all()
         else:
             await self._poller.load_readings()
+        for backend in self._registry.backends:
+            figures = self._poller.backend_figures(backend.node_id, backend.gpu_indices) or {}
+            utilization = figures.get('utilization_gpu')
+            backend.gpu_utilization = float(utilization) if utilization is not None else None
+
+    async def _forget_idle_users(self) -> None:
+        """Memory stays bounded: fair-share clocks and quota windows of users gone quiet are dropped."""
+        self._fair_queue.forget_idle()
+        self._quota.forget()
 
     async def _finish_drains(self) -> None:
         await self._lifecycle.finish_drains()

@@ -52,6 +52,7 @@ class BackendPublic(BaseModel):
     max_concurrent: int
     node_id: int | None
     gpu_indices: list[int] | None
+    priority: int
     status: str
     simulated: bool
     version: str | None
@@ -207,7 +208,8 @@ def _to_public(request: Request, backend: Backend, models: list[BackendModel],
     return BackendPublic(
         id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
         max_concurrent=backend.max_concurrent, node_id=backend.node_id, gpu_indices=backend.gpu_indices,
-        status=backend.status, simulated=backend.simulated, version=backend.version, last_error=backend.last_error,
+        priority=backend.priority, status=backend.status, simulated=backend.simulated, version=backend.version,
+        last_error=backend.last_error,
         last_checked_at=backend.last_checked_at, in_flight=in_flight.get(backend.id, 0),
         gpu=poller.backend_figures(backend.node_id, backend.gpu_indices),
         engine_load=backend.engine_load,

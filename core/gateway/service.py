@@ -27,7 +27,7 @@ from core.gateway.http import (
 from core.gateway.upstream import UpstreamPool
 from core.models import Engine
 from core.registry.view import BackendState, RegistryView
-from core.scheduler.picker import BackendPicker, Slot
+from core.scheduler.scheduler import ANONYMOUS, FairScheduler, Requester, Slot
 from core.translate.canonical import ChatRequest, ChatResponse, Delta, EmbeddingRequest, EmbeddingResponse, Usage
 from core.translate.engine_errors import EngineResponseError, EngineStreamError
 from core.translate.streaming import StreamParser
@@ -102,11 +102,12 @@ class UpstreamStream:
         return self._parser.done
 
     def release(self) -> None:
-        """Free the slot now (synchronous: safe in any cleanup path, even a cancelled one)."""
-        self._slot.release()
+        """Free the slot now (synchronous: safe in any cleanup path, even a cancelled one), charging the user
+        what the engine reported using (the estimate stands when it reported nothing, as in a cut stream)."""
+        self._slot.release(self.usage.total_tokens or None)
 
     async def close(self) -> None:
-        self._slot.release()
+        self.release()
         await self._response.aclose()  # an unfinished body closes the connection: the engine stops generating
 
     def _note(self, deltas: list[Delta]) -> list[Delta]:
@@ -121,7 +122,7 @@ class UpstreamStream:
 
 
 class Gateway:
-    def __init__(self, *, registry: RegistryView, picker: BackendPicker, upstream: UpstreamPool,
+    def __init__(self, *, registry: RegistryView, picker: FairScheduler, upstream: UpstreamPool,
                  adapters: Callable[[str], EngineAdapter], max_attempts: int = 3, context_cap: int = 32768,
                  override_num_ctx: bool = True, cooldown: float = 10.0,
                  on_failure: Callable[[int], None] | None = None) -> None:
@@ -159,26 +160,31 @@ class Gateway:
             raise ModelNotFound(f"The model '{model}' is not served by any backend.", param='model')
         return name
 
-    async def complete(self, request: ChatRequest) -> Completion:
+    async def complete(self, request: ChatRequest, requester: Requester = ANONYMOUS) -> Completion:
         response, backend, timing = await self._call(
-            request.model, lambda adapter, backend: adapter.chat_request(self.for_backend(request, backend)),
-            lambda adapter, body: adapter.parse_chat_response(body))
+            request.model, requester,
+            lambda adapter, backend: adapter.chat_request(self.for_backend(request, backend)),
+            lambda adapter, body: adapter.parse_chat_response(body),
+            lambda response: response.usage.total_tokens)
         return Completion(response, backend, timing)
 
-    async def embed(self, request: EmbeddingRequest) -> Embeddings:
+    async def embed(self, request: EmbeddingRequest, requester: Requester = ANONYMOUS) -> Embeddings:
         response, backend, timing = await self._call(
-            request.model, lambda adapter, _backend: adapter.embed_request(request),
-            lambda adapter, body: adapter.parse_embed_response(body, request.model))
+            request.model, requester, lambda adapter, _backend: adapter.embed_request(request),
+            lambda adapter, body: adapter.parse_embed_response(body, request.model),
+            lambda response: response.prompt_tokens)
         return Embeddings(response, backend, timing)
 
-    async def _call(self, model: str, build: Callable[[EngineAdapter, BackendState], tuple[str, dict[str, Any]]],
-                    parse: Callable[[EngineAdapter, dict[str, Any]], T]) -> tuple[T, BackendState, Timing]:
+    async def _call(self, model: str, requester: Requester,
+                    build: Callable[[EngineAdapter, BackendState], tuple[str, dict[str, Any]]],
+                    parse: Callable[[EngineAdapter, dict[str, Any]], T],
+                    tokens: Callable[[T], int]) -> tuple[T, BackendState, Timing]:
         """One non-streaming exchange, failing over to another backend on errors before any answer."""
         timing = Timing()
         tried: set[int] = set()
         last_error = ''
         while timing.attempts < self._max_attempts:
-            slot = await self._acquire(model, tried, timing)
+            slot = await self._acquire(model, requester, tried, timing)
             try:  # every exit releases the slot (release is idempotent)
                 adapter = self._adapters(slot.backend.engine)
                 path, body = build(adapter, slot.backend)
@@ -192,7 +198,8 @@ class Gateway:
                 except UpstreamTimeout as exc:
                     raise UpstreamError(f'backend {slot.backend.name}: {exc}', status_code=504) from exc
                 finally:
-                    timing.backend_ms += (time.perf_counter() - started) * 1000
+                    elapsed = (time.perf_counter() - started) * 1000
+                    timing.backend_ms += elapsed
                 if response.status >= 400:
                     message = adapter.error_message(response.status, content)
                     if response.status < 500:
@@ -200,21 +207,24 @@ class Gateway:
                     last_error = self._failed(slot, tried, f'HTTP {response.status}: {message}')
                     continue
                 try:
-                    return parse(adapter, orjson.loads(content)), slot.backend, timing
+                    result = parse(adapter, orjson.loads(content))
                 except (orjson.JSONDecodeError, EngineResponseError) as exc:
                     raise UpstreamError(f'backend {slot.backend.name} sent an unreadable answer: {exc}',
                                         status_code=502) from exc
+                slot.backend.observe_latency(elapsed)
+                slot.release(tokens(result) or None)  # the user's share is charged what was really used
+                return result, slot.backend, timing
             finally:
                 slot.release()
         raise UpstreamError(f'every backend tried failed ({timing.attempts} attempts); last error: {last_error}',
                             status_code=502)
 
-    async def open_stream(self, request: ChatRequest) -> UpstreamStream:
+    async def open_stream(self, request: ChatRequest, requester: Requester = ANONYMOUS) -> UpstreamStream:
         timing = Timing()
         tried: set[int] = set()
         last_error = ''
         while timing.attempts < self._max_attempts:
-            slot = await self._acquire(request.model, tried, timing)
+            slot = await self._acquire(request.model, requester, tried, timing)
             adapter = self._adapters(slot.backend.engine)
             path, body = adapter.chat_request(self.for_backend(request, slot.backend))
             started = time.perf_counter()
@@ -249,14 +259,16 @@ class Gateway:
                 if response is not None:
                     await response.aclose()
                 raise
-            timing.backend_ms += (time.perf_counter() - started) * 1000
+            first_byte_ms = (time.perf_counter() - started) * 1000
+            timing.backend_ms += first_byte_ms
+            slot.backend.observe_latency(first_byte_ms)
             return UpstreamStream(slot.backend, timing, slot, response, chunks, parser, first)
         raise UpstreamError(f'every backend tried failed ({timing.attempts} attempts); last error: {last_error}',
                             status_code=502)
 
-    async def _acquire(self, model: str, tried: set[int], timing: Timing) -> Slot:
+    async def _acquire(self, model: str, requester: Requester, tried: set[int], timing: Timing) -> Slot:
         try:
-            slot = await self._picker.acquire(model, exclude=frozenset(tried))
+            slot = await self._picker.acquire(model, requester=requester, exclude=frozenset(tried))
         except BackendUnavailable:
             if tried:  # we did have backends; they failed
                 raise UpstreamError(f'every backend serving {model!r} failed', status_code=502) from None
@@ -268,7 +280,7 @@ class Gateway:
     def _failed(self, slot: Slot, tried: set[int], reason: str) -> str:
         """A backend failed a live request: try another, and keep new requests off it for a cool-down
         while the monitor checks it at once (rather than at its next periodic check)."""
-        slot.release()
+        slot.release(used_tokens=0)  # the user is not charged for an attempt that produced nothing
         tried.add(slot.backend.id)
         slot.backend.cooldown_until = time.monotonic() + self._cooldown
         if self._on_failure is not None:

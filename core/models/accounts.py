@@ -75,6 +75,7 @@ class UserPublic(UserBase):
 class ApiKeyBase(SQLModel):
     name: str = Field(default='default', max_length=100)
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    rpm_limit: int | None = Field(default=None, ge=1)  # this key's own requests per minute (the user's apply too)
 
 
 class ApiKey(ApiKeyBase, table=True):

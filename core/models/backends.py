@@ -37,6 +37,7 @@ class BackendBase(SQLModel):
     max_concurrent: int = Field(default=4, ge=1, le=4096)  # must match the engine's own limit (see docs)
     node_id: int | None = Field(default=None, foreign_key='nodes.id', ondelete='RESTRICT', index=True)  # its GPU node
     gpu_indices: list[int] | None = Field(default=None, sa_type=JSON)  # None: all of the node's GPUs
+    priority: int = Field(default=0, ge=-10, le=10)  # an admin's preference among equal backends (scoring)
 
 
 class BackendUpdate(SQLModel):
@@ -47,6 +48,7 @@ class BackendUpdate(SQLModel):
     max_concurrent: int | None = Field(default=None, ge=1, le=4096)
     node_id: int | None = None
     gpu_indices: list[int] | None = None
+    priority: int | None = Field(default=None, ge=-10, le=10)
 
 
 class Backend(BackendBase, table=True):

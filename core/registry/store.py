@@ -172,7 +172,7 @@ async def load_states(session: AsyncSession) -> list[BackendState]:
             id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
             max_concurrent=backend.max_concurrent, status=backend.status, simulated=backend.simulated,
             node_id=backend.node_id, gpu_indices=backend.gpu_indices, node_online=backend.node_id not in offline,
-            load=EngineLoad.from_json(backend.engine_load),
+            load=EngineLoad.from_json(backend.engine_load), priority=backend.priority,
             models={m.name: ModelInfo(name=m.name, family=m.family, context_length=m.context_length,
                                       capabilities=frozenset(m.capabilities), parameter_size=m.parameter_size,
                                       quantization=m.quantization, size_bytes=m.size_bytes, details=m.details,

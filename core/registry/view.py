@@ -50,6 +50,9 @@ class BackendState:
     node_online: bool = True  # an offline node takes all its backends with it
     models: dict[str, ModelInfo] = field(default_factory=dict)
     load: EngineLoad | None = None  # what the engine said of its load at the last check
+    priority: int = 0  # an admin's preference (core.scheduler.scoring)
+    gpu_utilization: float | None = None  # mean over its own GPUs, from the latest node reading
+    latency_ema_ms: float | None = None  # time to first byte, exponential moving average (this process)
     in_flight: int = 0  # requests this process has on it now
     fleet_in_flight: int | None = None  # all workers together, as the Redis ledger last read it; None: one process
     cooldown_until: float = 0.0  # monotonic time: a live request failed here; prefer others until then
@@ -63,7 +66,11 @@ class BackendState:
         self.name, self.url, self.engine = fresh.name, fresh.url, fresh.engine
         self.max_concurrent, self.status, self.simulated = fresh.max_concurrent, fresh.status, fresh.simulated
         self.node_id, self.gpu_indices, self.node_online = fresh.node_id, fresh.gpu_indices, fresh.node_online
-        self.models, self.load = fresh.models, fresh.load
+        self.models, self.load, self.priority = fresh.models, fresh.load, fresh.priority
+
+    def observe_latency(self, milliseconds: float) -> None:
+        self.latency_ema_ms = milliseconds if self.latency_ema_ms is None else \
+            0.8 * self.latency_ema_ms + 0.2 * milliseconds
 
     @property
     def total_in_flight(self) -> int:

@@ -1,9 +1,17 @@
-"""Which backend serves a request, and the slot it holds there while it runs.
+"""The scheduler: which request runs next, on which backend, and the slot it holds while it runs.
 
-`BackendPicker` is the seam the fair-share scheduler implements; `LeastLoadedPicker` orders the healthy
-backends serving the model by load (backends cooling down after a failed request last) and asks the
-admission ledger for a slot on the first with room. When every one is full the request waits, first
-come first served, until a slot is freed anywhere in the fleet or the queue timeout passes.
+`FairScheduler.acquire()` is the whole admission path of a request:
+
+1. candidates: the healthy backends serving the model (not draining, not disabled, node online, not
+   already tried), best first by `core.scheduler.scoring`;
+2. fast path: when nobody is queued, the admission ledger grants a slot on the first candidate with
+   room (fleet-wide with Redis) and the request goes at once;
+3. otherwise the request queues as a ticket in `core.scheduler.fair_queue` and waits, up to the queue
+   timeout, until a slot frees anywhere; then tickets are served lowest virtual start tag first, among
+   those whose backends have room.
+
+The slot is released on every exit path (`Slot.release`, idempotent and synchronous), and then told how
+many tokens the request really used, so that the user's share is charged the truth, not the estimate.
 """
 
 from __future__ import annotations
@@ -11,134 +19,218 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 from core.errors import BackendUnavailable
 from core.registry.view import BackendState, RegistryView
+from core.scheduler.fair_queue import FairQueue, Ticket
 from core.scheduler.ledger import AdmissionLedger, Lease
+from core.scheduler.scoring import rank
 
 log = logging.getLogger('mindrouter.scheduler')
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks, with what weight, for about how many tokens (prompt estimate + expected completion)."""
+
+    user_id: int
+    weight: float = 1.0
+    cost: float = 1.0
+
+
+ANONYMOUS = Requester(user_id=0)  # internal callers and tests: one user, so first come first served
+
+
+@dataclass(slots=True)
+class UserQueue:
+    user_id: int
+    weight: float
+    queued: int
+    running: int
+    deficit_tokens: int  # ahead of its fair share (positive) or behind it (negative), in tokens
+    longest_wait_s: float
+
+
+@dataclass(slots=True)
+class BackendQueue:
+    backend_id: int
+    name: str
+    in_flight: int  # all workers
+    max_concurrent: int
+    status: str
+    queued_for: int  # queued requests this backend could serve
+
+
+@dataclass(slots=True)
+class QueuedRequest:
+    user_id: int
+    model: str
+    cost_tokens: int
+    waited_s: float
+    start_tag: float
+
+
+@dataclass(slots=True)
+class QueueSnapshot:
+    queued: int  # in this process (each worker queues its own requests)
+    virtual_time: float
+    wait_p50_s: float
+    wait_p95_s: float
+    users: list[UserQueue]
+    backends: list[BackendQueue]
+    requests: list[QueuedRequest]  # next to be served first
 
 
 class Slot:
     """A held place on a backend. `release()` is idempotent and synchronous: call it on every exit path."""
 
-    __slots__ = ('_lease', '_ledger', 'queued_ms')
+    __slots__ = ('_lease', '_ledger', '_scheduler', 'queued_ms', 'requester')
 
-    def __init__(self, lease: Lease, queued_ms: float, ledger: AdmissionLedger) -> None:
+    def __init__(self, lease: Lease, queued_ms: float, ledger: AdmissionLedger, scheduler: FairScheduler,
+                 requester: Requester) -> None:
         self._lease = lease
         self.queued_ms = queued_ms
         self._ledger: AdmissionLedger | None = ledger
+        self._scheduler = scheduler
+        self.requester = requester
 
     @property
     def backend(self) -> BackendState:
         return self._lease.backend
 
-    def release(self) -> None:
+    def release(self, used_tokens: int | None = None) -> None:
+        """Give the slot back; `used_tokens`, when known, corrects the user's charge."""
         ledger, self._ledger = self._ledger, None
-        if ledger is not None:
-            ledger.release(self._lease)
+        if ledger is None:
+            return
+        ledger.release(self._lease)
+        if used_tokens is not None:
+            self._scheduler.fair_queue.correct(self.requester.user_id, used_tokens - self.requester.cost)
 
 
-class BackendPicker(Protocol):
-    async def acquire(self, model: str, *, user_id: int | None = None,
-                      exclude: frozenset[int] = frozenset()) -> Slot: ...
-
-
-@dataclass(slots=True, eq=False)
-class _Waiter:
-    model: str
-    user_id: int | None
-    exclude: frozenset[int]
-    future: asyncio.Future[Lease] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-class LeastLoadedPicker:
-    def __init__(self, registry: RegistryView, ledger: AdmissionLedger, *, queue_timeout: float) -> None:
+class FairScheduler:
+    def __init__(self, registry: RegistryView, ledger: AdmissionLedger, *, queue_timeout: float,
+                 fair_queue: FairQueue | None = None) -> None:
         self._registry = registry
         self._ledger = ledger
         self._queue_timeout = queue_timeout
-        self._waiters: deque[_Waiter] = deque()
+        self.fair_queue = fair_queue or FairQueue()
         self._dispatcher: asyncio.Task[None] | None = None
         self._look_again = False
         ledger.on_freed(self.wake)
 
-    async def acquire(self, model: str, *, user_id: int | None = None,
+    async def acquire(self, model: str, *, requester: Requester = ANONYMOUS,
                       exclude: frozenset[int] = frozenset()) -> Slot:
-        """A slot on a healthy backend serving `model` (already resolved), waiting while all are full."""
+        """A slot on a backend serving `model` (already resolved), waiting while all are full."""
         started = time.perf_counter()
         candidates = self._candidates(model, exclude)
         if not candidates:
             raise BackendUnavailable(f'no healthy backend is serving {model!r} right now')
-        # Nobody waiting: take a slot if there is one. Otherwise join the queue, so that a request arriving
-        # just as a slot frees cannot overtake those that have waited for it.
-        lease = None if self._waiters else await self._ledger.try_acquire(candidates, user_id=user_id)
+        queue = self.fair_queue
+        start = queue.start_tag(requester.user_id, requester.weight, requester.cost)
+        # Nobody queued: take a slot if there is one. Otherwise queue, so that the order is the fair one.
+        lease = None if queue.waiting else await self._ledger.try_acquire(candidates, user_id=requester.user_id)
         if lease is None:
-            lease = await self._wait(_Waiter(model, user_id, exclude))
-        return Slot(lease, (time.perf_counter() - started) * 1000, self._ledger)
+            ticket = Ticket(user_id=requester.user_id, model=model, cost=requester.cost, weight=requester.weight,
+                            start=start, exclude=exclude,
+                            payload=asyncio.get_running_loop().create_future())
+            lease = await self._wait(ticket)
+        else:
+            queue.sent(start)
+        return Slot(lease, (time.perf_counter() - started) * 1000, self._ledger, self, requester)
 
     @property
     def waiting(self) -> int:
         """Requests queued for a slot now."""
-        return len(self._waiters)
+        return self.fair_queue.waiting
 
     def wake(self) -> None:
-        """A slot may be free somewhere: let the waiters, oldest first, try again."""
-        if not self._waiters:
+        """A slot may be free somewhere: hand out what can be handed out, in fair order."""
+        if not self.fair_queue.waiting:
             return
         self._look_again = True
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(), name='slot-dispatch')
 
+    async def snapshot(self, *, limit: int = 200) -> QueueSnapshot:
+        """The queue as an admin sees it: per user and per backend, and the oldest queued requests."""
+        now = time.monotonic()
+        queue = self.fair_queue
+        tickets = sorted(queue.tickets())
+        by_user: dict[int, list[Ticket]] = {}
+        for ticket in tickets:
+            by_user.setdefault(ticket.user_id, []).append(ticket)
+        users = [UserQueue(user_id=user_id, weight=weight, queued=len(by_user.get(user_id, [])),
+                           running=self._ledger.user_in_flight(user_id),
+                           deficit_tokens=round(queue.deficit(user_id)),
+                           longest_wait_s=round(max((now - t.enqueued_at for t in by_user.get(user_id, [])),
+                                                    default=0.0), 3))
+                 for user_id, weight in sorted(queue.users().items())]
+        in_flight = await self._ledger.in_flight()
+        backends = [BackendQueue(backend_id=b.id, name=b.name, in_flight=in_flight.get(b.id, 0),
+                                 max_concurrent=b.max_concurrent, status=b.status,
+                                 queued_for=sum(1 for t in tickets if t.model in b.models and b.id not in t.exclude))
+                    for b in self._registry.backends]
+        waits = sorted(now - t.enqueued_at for t in tickets)
+        return QueueSnapshot(
+            queued=len(tickets), virtual_time=round(queue.virtual, 3), users=users, backends=backends,
+            wait_p50_s=round(waits[len(waits) // 2], 3) if waits else 0.0,
+            wait_p95_s=round(waits[max(0, int(len(waits) * 0.95) - 1)], 3) if waits else 0.0,
+            requests=[QueuedRequest(user_id=t.user_id, model=t.model, cost_tokens=round(t.cost),
+                                    waited_s=round(now - t.enqueued_at, 3), start_tag=round(t.start, 3))
+                      for t in tickets[:limit]])
+
     def _candidates(self, model: str, exclude: frozenset[int]) -> list[BackendState]:
         healthy = [b for b in self._registry.serving(model) if b.healthy and b.id not in exclude]
-        # Backends cooling down after a failed request are avoided while others can serve, not excluded:
-        # when every healthy one is cooling down, trying one beats refusing the request.
-        now = time.monotonic()
-        healthy.sort(key=lambda b: (b.cooldown_until > now, b.total_in_flight / b.max_concurrent))
-        return healthy
+        return rank(healthy, model, time.monotonic())
 
-    async def _wait(self, waiter: _Waiter) -> Lease:
-        self._waiters.append(waiter)
-        self._ledger.note_waiting(len(self._waiters))
+    async def _wait(self, ticket: Ticket) -> Lease:
+        future: asyncio.Future[Lease] = ticket.payload
+        self.fair_queue.push(ticket)
+        self._ledger.note_waiting(self.fair_queue.waiting)
         self.wake()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter.future), self._queue_timeout)
+            return await asyncio.wait_for(asyncio.shield(future), self._queue_timeout)
         except BaseException as exc:  # timed out, or the client went away while queued
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-            if waiter.future.done() and not waiter.future.cancelled():
-                self._ledger.release(waiter.future.result())  # granted just as we gave up: pass it on
+            self.fair_queue.discard(ticket)
+            self.fair_queue.correct(ticket.user_id, -ticket.cost)  # never served: nothing to charge
+            if future.done() and not future.cancelled():
+                self._ledger.release(future.result())  # granted just as we gave up: pass it on
             else:
-                waiter.future.cancel()
+                future.cancel()
             if isinstance(exc, TimeoutError):
-                raise BackendUnavailable(f'every backend serving {waiter.model!r} stayed busy for '
-                                         f'{self._queue_timeout:g} s; try again later') from None
+                raise BackendUnavailable(f'every backend serving {ticket.model!r} stayed busy for '
+                                         f'{self._queue_timeout:g} s; try again later',
+                                         retry_after=min(self._queue_timeout, 30.0)) from None
             raise
         finally:
-            self._ledger.note_waiting(len(self._waiters))
+            self._ledger.note_waiting(self.fair_queue.waiting)
 
     async def _dispatch(self) -> None:
-        """Hand free slots to the waiters, oldest first; a model whose backends are full is skipped for the
-        rest of the pass, so a waiter for another model is not held up behind it."""
+        """Grant free slots to queued tickets, lowest start tag first. A model whose backends are all full is
+        passed over for the rest of the pass, so that requests for other models are not held up by it."""
+        queue = self.fair_queue
         while self._look_again:
             self._look_again = False
-            full: set[tuple[str, frozenset[int]]] = set()
-            for waiter in list(self._waiters):
-                if waiter.future.done() or (waiter.model, waiter.exclude) in full:
-                    continue
-                candidates = self._candidates(waiter.model, waiter.exclude)
+            full: set[str] = set()
+            while True:
+                ticket = next((t for t in queue.heads() if t.model not in full), None)
+                if ticket is None:
+                    break
+                candidates = self._candidates(ticket.model, ticket.exclude)
                 try:
-                    lease = await self._ledger.try_acquire(candidates, user_id=waiter.user_id) if candidates else None
+                    lease = await self._ledger.try_acquire(candidates, user_id=ticket.user_id) if candidates else None
                 except Exception as exc:  # the ledger's store is unreachable: the waiters time out with a 503
                     log.warning('admission: could not hand out a slot: %s', exc)
                     return
                 if lease is None:
-                    full.add((waiter.model, waiter.exclude))
-                elif waiter.future.done():  # gave up while we asked: the slot goes straight back
+                    full.add(ticket.model)
+                    continue
+                future: asyncio.Future[Lease] = ticket.payload
+                if ticket.done or future.done():  # gave up while we asked: the slot goes straight back
                     self._ledger.release(lease)
-                else:
-                    self._waiters.remove(waiter)
-                    waiter.future.set_result(lease)
+                    continue
+                queue.discard(ticket)
+                queue.sent(ticket.start)
+                future.set_result(lease)

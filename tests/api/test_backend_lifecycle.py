@@ -92,12 +92,13 @@ async def test_disable_and_enable(admin: httpx.AsyncClient, engines: dict[str, S
 async def test_edits_are_validated_and_nothing_is_written_on_bad_input(
         admin: httpx.AsyncClient, engines: dict[str, SimServer]) -> None:
     ids = await register(admin, engines)
-    changed = await admin.patch(f'/api/admin/backends/{ids["first"]}', json={'max_concurrent': 6})
+    changed = await admin.patch(f'/api/admin/backends/{ids["first"]}', json={'max_concurrent': 6, 'priority': 3})
     assert changed.status_code == 200 and changed.json()['max_concurrent'] == 6
+    assert changed.json()['priority'] == 3
 
     for patch, param in (({'name': 'second'}, 'name'), ({'url': engines['second'].url}, 'url'),
                          ({'url': 'ftp://nope'}, 'url'), ({'max_concurrent': 0}, 'max_concurrent'),
-                         ({'engine': 'vllm'}, 'engine')):
+                         ({'engine': 'vllm'}, 'engine'), ({'priority': 11}, 'priority')):
         response = await admin.patch(f'/api/admin/backends/{ids["first"]}', json=patch)
         assert response.status_code == 400, (patch, response.text)
         assert param in response.text

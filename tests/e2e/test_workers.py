@@ -160,3 +160,26 @@ def test_a_drain_waits_for_the_streams_of_every_worker(fleet: Fleet) -> None:
         time.sleep(0.1)
     assert fleet.backend('busy')['status'] == 'disabled'
     assert fleet.backend('busy')['in_flight'] == 0
+
+
+def test_two_workers_together_never_put_more_than_max_concurrent_on_an_engine(fleet: Fleet) -> None:
+    spare = fleet.sims['spare']  # registered by the drain test with max_concurrent=4; register it if run alone
+    if not any(b['name'] == 'spare' for b in httpx.get(f'{fleet.url}/api/admin/backends', headers=fleet.admin).json()):
+        fleet.register('spare', max_concurrent=4)
+        time.sleep(1)
+    httpx.post(f'{spare}/_sim/config', json={'token_delay_ms': 20, 'tokens': 20}).raise_for_status()
+    httpx.post(f'{spare}/_sim/stats/reset').raise_for_status()
+    results: list[str] = []
+    threads = [threading.Thread(target=stream, args=(fleet, results)) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(fleet.slots_by_pid()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(fleet.slots_by_pid()) == 2, 'both workers should be admitting requests'
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 16 and all(body.rstrip().endswith('data: [DONE]') for body in results)
+    stats = httpx.get(f'{spare}/_sim/stats').json()
+    assert stats['peak_in_flight'] == 4  # the limit was reached, and never passed, by both workers together

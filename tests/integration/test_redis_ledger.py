@@ -15,8 +15,9 @@ import pytest
 import redis.asyncio as redis
 
 from core.registry.view import BackendState, ModelInfo, RegistryView
-from core.scheduler.picker import LeastLoadedPicker
 from core.scheduler.redis_ledger import RedisLedger
+from core.scheduler.resp import RespClient, RespConnectionError, RespError, RespTimeoutError, Script
+from core.scheduler.scheduler import FairScheduler, Requester
 
 
 def backend(backend_id: int = 1, *, slots: int) -> BackendState:
@@ -62,6 +63,7 @@ class Fleet:
             _, pending = await asyncio.wait(pending, timeout=0.2)
         self.running.remove(ledger)
         await self.clients[ledger.worker_id].aclose()
+        await ledger._resp.close()
 
     async def close(self) -> list[str]:
         """Stop everyone; returns the keys that were left behind (there should be none), after deleting them."""
@@ -178,7 +180,7 @@ async def test_a_crashed_workers_slots_come_back_once_its_heartbeat_expires(flee
 
 async def test_cancelling_an_acquire_that_redis_already_granted_holds_no_slot(fleet: Fleet) -> None:
     a, view = await fleet.worker(slots=1)
-    client = fleet.clients[a.worker_id]
+    client = a._resp  # the acquire and release scripts go through the ledger's RESP client
     real, granted = client.evalsha, asyncio.Event()
 
     async def reply_never_comes(*args: Any, **kwargs: Any) -> Any:
@@ -205,7 +207,7 @@ async def test_cancelling_an_acquire_that_redis_already_granted_holds_no_slot(fl
 
 async def test_an_acquire_reaching_redis_after_its_cancellation_takes_nothing(fleet: Fleet) -> None:
     a, view = await fleet.worker(slots=1)
-    client = fleet.clients[a.worker_id]
+    client = a._resp
     real, arrive, on_the_wire = client.evalsha, asyncio.Event(), asyncio.Queue[asyncio.Task[Any]]()
 
     async def slow_network(*args: Any, **kwargs: Any) -> Any:
@@ -296,7 +298,7 @@ async def test_with_redis_unreachable_the_picker_still_queues_and_hands_over(fle
     ledger = RedisLedger.from_url('redis://127.0.0.1:1/0', view, prefix=fleet.prefix)
     await ledger.start()
     try:
-        picker = LeastLoadedPicker(view, ledger, queue_timeout=3.0)
+        picker = FairScheduler(view, ledger, queue_timeout=3.0)
         held = await picker.acquire('m')
         waiting = asyncio.create_task(picker.acquire('m'))
         await asyncio.sleep(0.05)
@@ -328,11 +330,11 @@ async def test_a_worker_that_shuts_down_gives_its_slots_back(fleet: Fleet) -> No
 async def test_a_request_queued_on_one_worker_gets_the_slot_another_worker_frees(fleet: Fleet) -> None:
     a, view_a = await fleet.worker(slots=1)
     b, view_b = await fleet.worker(slots=1)
-    picker_a = LeastLoadedPicker(view_a, a, queue_timeout=5.0)
-    picker_b = LeastLoadedPicker(view_b, b, queue_timeout=5.0)
-    held = await picker_b.acquire('m', user_id=1)
+    picker_a = FairScheduler(view_a, a, queue_timeout=5.0)
+    picker_b = FairScheduler(view_b, b, queue_timeout=5.0)
+    held = await picker_b.acquire('m', requester=Requester(user_id=1))
 
-    waiting = asyncio.create_task(picker_a.acquire('m', user_id=2))
+    waiting = asyncio.create_task(picker_a.acquire('m', requester=Requester(user_id=2)))
     await asyncio.sleep(0.2)
     assert picker_a.waiting == 1 and not waiting.done()  # worker A alone sees a free backend; the fleet does not
 
@@ -349,14 +351,14 @@ async def test_a_request_queued_on_one_worker_gets_the_slot_another_worker_frees
 async def test_a_burst_on_three_workers_never_exceeds_the_limit_and_leaks_nothing(
         fleet: Fleet, caplog: pytest.LogCaptureFixture) -> None:
     workers = [await fleet.worker(slots=5, from_url=True) for _ in range(3)]
-    pickers = [LeastLoadedPicker(view, ledger, queue_timeout=5.0) for ledger, view in workers]
+    pickers = [FairScheduler(view, ledger, queue_timeout=5.0) for ledger, view in workers]
     observer = workers[0][0]
     peak = 0
     rng = random.Random(7)
 
     async def request(i: int) -> None:
         nonlocal peak
-        slot = await pickers[i % 3].acquire('m', user_id=i % 4)
+        slot = await pickers[i % 3].acquire('m', requester=Requester(user_id=i % 4))
         try:
             peak = max(peak, (await observer.in_flight()).get(1, 0))
             await asyncio.sleep(rng.random() * 0.01)
@@ -378,3 +380,104 @@ async def test_a_burst_on_three_workers_never_exceeds_the_limit_and_leaks_nothin
     for ledger, _ in workers:
         await ledger.heartbeat()
         assert all(ledger.user_in_flight(user) == 0 for user in range(4))
+
+
+# The hot path's own client (core.scheduler.resp) against the real server.
+
+
+@pytest.fixture
+async def resp(redis_url: str) -> AsyncIterator[RespClient]:
+    client = RespClient.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def test_resp_evalsha_loads_a_script_redis_does_not_know(resp: RespClient, redis_url: str) -> None:
+    script = Script(f"return {{KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1, false}} -- {uuid.uuid4().hex}")
+    assert await resp.execute('SCRIPT', 'EXISTS', script.sha) == [0]  # a fresh source: NOSCRIPT guaranteed
+    assert await resp.evalsha(script, ['k'], ['v', 41]) == ['k', 'v', 42, None]  # Lua's false: a nil bulk string
+    assert await resp.execute('SCRIPT', 'EXISTS', script.sha) == [1]
+    assert await resp.evalsha(script, ['k'], ['w', 1]) == ['k', 'w', 2, None]
+    with pytest.raises(RespError, match='NOSCRIPT'):  # other errors are not retried or hidden
+        await resp.execute('EVALSHA', '0' * 40, 0)
+    broken = Script(f"return redis.call('NOSUCHCOMMAND') -- {uuid.uuid4().hex}")
+    with pytest.raises(RespError, match=r'(?i)unknown (redis )?command'):
+        await resp.evalsha(broken, [], [])
+    assert await resp.execute('PING') == 'PONG'  # an error reply leaves the connection in step
+
+
+async def test_resp_pipelines_a_thousand_concurrent_calls_on_one_connection(resp: RespClient) -> None:
+    key = f'mrtest-resp-{uuid.uuid4().hex}'
+    connection = await resp.execute('CLIENT', 'ID')
+    try:
+        calls = [resp.execute('INCR', key) if i % 2 else resp.execute('ECHO', f'call {i}') for i in range(1000)]
+        replies = await asyncio.gather(*calls)
+        assert replies == [(i + 1) // 2 if i % 2 else f'call {i}' for i in range(1000)]  # each its own, in order
+        assert await resp.execute('CLIENT', 'ID') == connection
+        assert await resp.execute('HGETALL', key + ':none') == [] and await resp.execute('GET', key + ':none') is None
+    finally:
+        await resp.execute('DEL', key)
+
+
+async def test_resp_selects_the_database_of_the_url(redis_url: str) -> None:
+    key = f'mrtest-resp-{uuid.uuid4().hex}'
+    client, other = RespClient.from_url(redis_url.rsplit('/', 1)[0] + '/3'), redis.Redis.from_url(redis_url)
+    try:
+        assert await client.execute('SET', key, 'in db 3', 'EX', 60) == 'OK'
+        assert await other.get(key) is None
+        assert await other.execute_command('SELECT', 3) and await other.get(key) == b'in db 3'
+        await other.delete(key)
+    finally:
+        await client.close()
+        await other.aclose()
+
+
+async def test_resp_fails_pending_calls_when_the_server_drops_it_and_then_reconnects(resp: RespClient,
+                                                                                     redis_url: str) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        first = await resp.execute('CLIENT', 'ID')
+        blocked = asyncio.create_task(resp.execute('BLPOP', f'mrtest-resp-{uuid.uuid4().hex}', 5))
+        queued = asyncio.create_task(resp.execute('PING'))  # behind the blocked call, on the same connection
+        await asyncio.sleep(0.05)
+        assert await admin.client_kill_filter(_id=first) == 1
+        for call in (blocked, queued):
+            with pytest.raises(RespConnectionError):
+                await asyncio.wait_for(call, 2)
+        second = await resp.execute('CLIENT', 'ID')
+        assert second != first
+    finally:
+        await admin.aclose()
+
+
+async def test_resp_times_out_on_a_call_that_gets_no_reply(redis_url: str) -> None:
+    client = RespClient.from_url(redis_url, timeout=0.2)
+    try:
+        first = await client.execute('CLIENT', 'ID')
+        started = time.monotonic()
+        with pytest.raises(RespTimeoutError):
+            await client.execute('BLPOP', f'mrtest-resp-{uuid.uuid4().hex}', 5)
+        assert time.monotonic() - started < 1
+        assert await client.execute('CLIENT', 'ID') != first  # the old connection was closed with the call
+    finally:
+        await client.close()
+
+
+async def test_a_ledger_whose_resp_connection_is_killed_reconnects_without_an_outage(
+        fleet: Fleet, caplog: pytest.LogCaptureFixture) -> None:
+    a, view = await fleet.worker(slots=2)
+    with caplog.at_level(logging.WARNING, logger='mindrouter.scheduler'):
+        lease = await a.try_acquire(view.backends, user_id=None)
+        assert lease is not None
+        connection = await a._resp.execute('CLIENT', 'ID')
+        assert await fleet.redis.client_kill_filter(_id=connection) == 1
+        await asyncio.sleep(0.05)  # the ledger's client has seen the connection go
+        a.release(lease)
+        await eventually_in_flight(a, {})
+        again = await a.try_acquire(view.backends, user_id=None)
+        assert again is not None and await a.in_flight() == {1: 1}  # counted in Redis: not a local fallback
+        a.release(again)
+        await eventually_in_flight(a, {})
+    assert not caplog.records

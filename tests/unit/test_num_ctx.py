@@ -9,13 +9,13 @@ from core.gateway.service import Gateway
 from core.gateway.upstream import UpstreamPool
 from core.registry.view import BackendState, ModelInfo, RegistryView
 from core.scheduler.ledger import LocalLedger
-from core.scheduler.picker import LeastLoadedPicker
+from core.scheduler.scheduler import FairScheduler
 from core.translate.canonical import ChatRequest, Message
 
 
 def gateway(*, override: bool = True) -> Gateway:
     view = RegistryView()
-    picker = LeastLoadedPicker(view, LocalLedger(view), queue_timeout=1)
+    picker = FairScheduler(view, LocalLedger(view), queue_timeout=1)
     return Gateway(registry=view, picker=picker, adapters=adapter_for,
                    upstream=UpstreamPool(connect_timeout=1, read_timeout=1), context_cap=32768,
                    override_num_ctx=override)

@@ -1,4 +1,4 @@
-"""Backend choice and slots: least loaded first, never past max_concurrent, FIFO waits, no leaks."""
+"""The scheduler in one process: best backend first, never past max_concurrent, fair waits, no leaks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from core.errors import BackendUnavailable
 from core.registry.view import BackendState, ModelInfo, RegistryView
 from core.scheduler.ledger import LocalLedger
-from core.scheduler.picker import LeastLoadedPicker
+from core.scheduler.scheduler import FairScheduler, Requester
 
 
 def backend(backend_id: int, *, slots: int = 2, status: str = 'healthy', models: tuple[str, ...] = ('m',)
@@ -19,10 +19,10 @@ def backend(backend_id: int, *, slots: int = 2, status: str = 'healthy', models:
                         max_concurrent=slots, status=status, models={m: ModelInfo(name=m) for m in models})
 
 
-def picker_for(*backends: BackendState, queue_timeout: float = 1.0) -> tuple[LeastLoadedPicker, RegistryView]:
+def picker_for(*backends: BackendState, queue_timeout: float = 1.0) -> tuple[FairScheduler, RegistryView]:
     view = RegistryView()
     view.replace(backends)
-    return LeastLoadedPicker(view, LocalLedger(view), queue_timeout=queue_timeout), view
+    return FairScheduler(view, LocalLedger(view), queue_timeout=queue_timeout), view
 
 
 async def test_requests_spread_to_the_least_loaded_backend() -> None:
@@ -156,10 +156,73 @@ async def test_the_ledger_counts_each_users_running_requests() -> None:
     view = RegistryView()
     view.replace([backend(1, slots=3)])
     ledger = LocalLedger(view)
-    picker = LeastLoadedPicker(view, ledger, queue_timeout=1)
-    a1, a2, b1 = [await picker.acquire('m', user_id=u) for u in (7, 7, 8)]
+    picker = FairScheduler(view, ledger, queue_timeout=1)
+    a1, a2, b1 = [await picker.acquire('m', requester=Requester(user_id=u)) for u in (7, 7, 8)]
     assert (ledger.user_in_flight(7), ledger.user_in_flight(8)) == (2, 1)
     assert await ledger.in_flight() == {1: 3}
     for slot in (a1, a2, b1):
         slot.release()
     assert ledger.user_in_flight(7) == 0 and await ledger.in_flight() == {}
+
+
+async def test_a_user_arriving_behind_a_flood_is_served_next_not_last() -> None:
+    picker, view = picker_for(backend(1, slots=1), queue_timeout=5)
+    flooder, newcomer = Requester(user_id=1, cost=500), Requester(user_id=2, cost=500)
+    held = await picker.acquire('m', requester=flooder)
+    backlog = [asyncio.create_task(picker.acquire('m', requester=flooder)) for _ in range(5)]
+    await asyncio.sleep(0.01)
+    question = asyncio.create_task(picker.acquire('m', requester=newcomer))
+    await asyncio.sleep(0.01)
+
+    order = []
+    held.release()
+    for _ in range(6):
+        done, _ = await asyncio.wait([question, *backlog], return_when=asyncio.FIRST_COMPLETED)
+        slot = next(task for task in done if task.result() is not None).result()
+        order.append(slot.requester.user_id)
+        for task in done:
+            if task is question:
+                question = asyncio.create_task(asyncio.sleep(60, result=None))
+            else:
+                backlog.remove(task)
+        slot.release()
+    question.cancel()
+    assert order[0] == 2, order  # the newcomer first, the flooder's backlog after it
+    assert view.backends[0].in_flight == 0
+
+
+async def test_weights_decide_the_order_under_contention() -> None:
+    picker, _ = picker_for(backend(1, slots=1), queue_timeout=5)
+    light, heavy = Requester(user_id=1, weight=1, cost=300), Requester(user_id=3, weight=3, cost=300)
+    held = await picker.acquire('m', requester=Requester(user_id=9, cost=1))
+    waiting = [asyncio.create_task(picker.acquire('m', requester=who)) for who in (light, heavy) for _ in range(4)]
+    await asyncio.sleep(0.01)
+    served = []
+    held.release()
+    while waiting:
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            waiting.remove(task)
+            served.append(task.result().requester.user_id)
+            task.result().release()
+    # Weight 3 pays a third per token: three of its requests for each of the lighter user's, to begin with.
+    assert served[:4].count(3) == 3, served
+
+
+async def test_the_real_usage_corrects_the_charge() -> None:
+    picker, _ = picker_for(backend(1, slots=2))
+    slot = await picker.acquire('m', requester=Requester(user_id=5, cost=1000))
+    charged = picker.fair_queue.deficit(5)
+    slot.release(used_tokens=100)  # it was a short answer
+    assert picker.fair_queue.deficit(5) == pytest.approx(charged - 900)
+
+
+async def test_a_request_that_gives_up_in_the_queue_is_not_charged() -> None:
+    picker, _ = picker_for(backend(1, slots=1), queue_timeout=0.05)
+    held = await picker.acquire('m', requester=Requester(user_id=1, cost=10))
+    with pytest.raises(BackendUnavailable) as refused:
+        await picker.acquire('m', requester=Requester(user_id=2, cost=5000))
+    assert refused.value.retry_after is not None
+    # The 5000 tokens were given back: the user still has its whole burst credit, as if it never asked.
+    assert picker.fair_queue.deficit(2) == pytest.approx(-picker.fair_queue.burst_tokens)
+    held.release()

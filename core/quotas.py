@@ -1,0 +1,146 @@
+"""Each user's own limits, checked before a request queues and before any byte of an answer is sent:
+
+- running requests at once (`max_concurrent`), counted by the admission ledger (fleet-wide with Redis);
+- requests per minute, per user and per API key (a sliding 60-second window);
+- tokens per quota period (`QUOTA_PERIOD`: day, week or month, UTC), from the audit trail.
+
+Each limit is the user's override when an admin set one, else its role's; 0 means unlimited. A request
+past a limit gets 429 with Retry-After: when the oldest request leaves the minute's window, when the
+period ends, or in a second for the running-requests limit.
+
+The period's usage is read from the audit trail once per user, then kept in memory: each finished request
+adds its tokens, and the sum is re-read every `refresh` seconds (so usage through other workers counts
+within that time). The minute windows are this process's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from core.api_keys import Principal
+from core.db import Database
+from core.errors import LimitExceeded
+from core.models import RequestLog
+from core.scheduler.ledger import AdmissionLedger
+
+Period = Literal['day', 'week', 'month']
+WINDOW = 60.0  # seconds: requests per minute
+
+
+def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime]:
+    """The UTC quota period containing `now`: [start, end)."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == 'day':
+        return day, day + timedelta(days=1)
+    if period == 'week':
+        start = day - timedelta(days=day.weekday())  # Monday
+        return start, start + timedelta(days=7)
+    start = day.replace(day=1)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+@dataclass(slots=True)
+class _Usage:
+    period_start: datetime
+    tokens: int
+    loaded_at: float  # monotonic
+
+
+class QuotaGuard:
+    def __init__(self, database: Database, ledger: AdmissionLedger, *, period: Period = 'month',
+                 refresh: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], datetime] | None = None) -> None:
+        self._database = database
+        self._ledger = ledger
+        self.period: Period = period
+        self._refresh = refresh
+        self._clock = clock
+        self._now = wall_clock or (lambda: datetime.now(UTC))
+        self._minutes: dict[tuple[str, int], deque[float]] = {}  # ('user' | 'key', id) -> request times
+        self._usage: dict[int, _Usage] = {}
+        self._refreshing: dict[int, asyncio.Task[None]] = {}
+
+    async def admit(self, principal: Principal) -> None:
+        """Raise LimitExceeded (429) when a limit stops the request; else count it in the minute windows."""
+        if principal.max_concurrent and self._ledger.user_in_flight(principal.user_id) >= principal.max_concurrent:
+            raise LimitExceeded(f'{principal.username} already has {principal.max_concurrent} requests running, '
+                                'the most allowed at once; send the next one when one finishes',
+                                code='too_many_concurrent_requests', retry_after=1)
+        now = self._clock()
+        windows = [(('user', principal.user_id), principal.rpm_limit, principal.username)]
+        if principal.key_rpm_limit:
+            windows.append((('key', principal.key_id), principal.key_rpm_limit, 'this API key'))
+        for key, limit, who in windows:
+            if limit and self._count(key, now) >= limit:
+                wait = self._minutes[key][0] + WINDOW - now
+                raise LimitExceeded(f'{who} reached {limit} requests per minute; try again in {max(1, round(wait))} s',
+                                    code='rate_limit_exceeded', retry_after=wait)
+        if principal.token_budget:
+            used = await self.used_tokens(principal.user_id)
+            if used >= principal.token_budget:
+                _, end = period_bounds(self.period, self.now())
+                raise LimitExceeded(f'{principal.username} used {used:,} of {principal.token_budget:,} tokens this '
+                                    f'{self.period}; the budget renews at {end:%Y-%m-%d %H:%M} UTC, or ask an admin '
+                                    'for more', code='token_budget_exhausted',
+                                    retry_after=(end - self.now()).total_seconds())
+        for key, limit, _ in windows:
+            if limit:
+                self._minutes.setdefault(key, deque()).append(now)
+
+    def record(self, user_id: int, tokens: int) -> None:
+        """A request finished having used `tokens` (prompt + completion)."""
+        usage = self._usage.get(user_id)
+        if usage is not None and tokens > 0:
+            usage.tokens += tokens
+
+    async def used_tokens(self, user_id: int) -> int:
+        """Tokens used this period: loaded once, then refreshed in the background."""
+        start, _ = period_bounds(self.period, self.now())
+        usage = self._usage.get(user_id)
+        if usage is None or usage.period_start != start:
+            usage = self._usage[user_id] = _Usage(start, await self._load(user_id, start), self._clock())
+        elif self._clock() - usage.loaded_at > self._refresh and user_id not in self._refreshing:
+            task = asyncio.get_running_loop().create_task(self._reload(user_id, usage), name=f'quota-{user_id}')
+            self._refreshing[user_id] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(user_id, None))
+        return usage.tokens
+
+    def forget(self, older_than: float = 3600.0) -> None:
+        """Drop minute windows and usage nobody has needed for a while (memory stays bounded)."""
+        now = self._clock()
+        for key in [k for k, times in self._minutes.items() if not times or now - times[-1] > WINDOW]:
+            del self._minutes[key]
+        for user_id in [u for u, usage in self._usage.items() if now - usage.loaded_at > older_than]:
+            del self._usage[user_id]
+
+    def _count(self, key: tuple[str, int], now: float) -> int:
+        times = self._minutes.get(key)
+        if not times:
+            return 0
+        while times and now - times[0] >= WINDOW:
+            times.popleft()
+        return len(times)
+
+    async def _reload(self, user_id: int, usage: _Usage) -> None:
+        loaded_at = self._clock()
+        usage.tokens, usage.loaded_at = await self._load(user_id, usage.period_start), loaded_at
+
+    async def _load(self, user_id: int, since: datetime) -> int:
+        query = select(func.coalesce(func.sum(col(RequestLog.prompt_tokens) + col(RequestLog.completion_tokens)), 0)
+                       ).where(col(RequestLog.user_id) == user_id, col(RequestLog.created_at) >= since)
+        async with self._database.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    def now(self) -> datetime:
+        """The current time, UTC (the quota periods are UTC)."""
+        return self._now().astimezone(UTC)
