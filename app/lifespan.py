@@ -27,6 +27,7 @@ from core.leadership import Leadership
 from core.metrics import GatewayMetrics
 from core.migrations import head_revision
 from core.quotas import QuotaGuard
+from core.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
@@ -71,7 +72,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.monitor = monitor
     app.state.ledger = ledger
     app.state.scheduler = scheduler
-    app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period)
+    windows: RateWindows = LocalRateWindows()
+    if settings.redis_url:  # requests-per-minute limits that hold across workers
+        windows = RedisRateWindows.from_url(settings.redis_url, prefix=settings.redis_prefix)
+    app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period, windows=windows)
     lifecycle = BackendLifecycle(database, monitor, ledger, settle=settings.registry_reload_interval)
     app.state.lifecycle = lifecycle
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
@@ -115,6 +119,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await jobs.stop()
         await monitor.stop()
         await ledger.stop()
+        await quota.close()
         if demo is not None:
             await demo.stop()
         await upstream.aclose()

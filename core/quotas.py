@@ -1,7 +1,8 @@
 """Each user's own limits, checked before a request queues and before any byte of an answer is sent:
 
 - running requests at once (`max_concurrent`), counted by the admission ledger (fleet-wide with Redis);
-- requests per minute, per user and per API key (a sliding 60-second window);
+- requests per minute, per user and per API key (a sliding 60-second window; in Redis with REDIS_URL, so
+  the limit holds across workers; see core.rate_windows);
 - tokens per quota period (`QUOTA_PERIOD`: day, week or month, UTC), from the audit trail.
 
 Each limit is the user's override when an admin set one, else its role's; 0 means unlimited. A request
@@ -10,14 +11,14 @@ period ends, or in a second for the running-requests limit.
 
 The period's usage is read from the audit trail once per user, then kept in memory: each finished request
 adds its tokens, and the sum is re-read every `refresh` seconds (so usage through other workers counts
-within that time). The minute windows are this process's own.
+within that time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,10 +31,11 @@ from core.api_keys import Principal
 from core.db import Database
 from core.errors import LimitExceeded
 from core.models import RequestLog
+from core.rate_windows import LocalRateWindows, RateWindows, Subject
 from core.scheduler.ledger import AdmissionLedger
 
 Period = Literal['day', 'week', 'month']
-WINDOW = 60.0  # seconds: requests per minute
+log = logging.getLogger('mindrouter.quotas')
 
 
 def period_bounds(period: Period, now: datetime) -> tuple[datetime, datetime]:
@@ -58,33 +60,28 @@ class _Usage:
 
 class QuotaGuard:
     def __init__(self, database: Database, ledger: AdmissionLedger, *, period: Period = 'month',
-                 refresh: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 windows: RateWindows | None = None, refresh: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], datetime] | None = None) -> None:
         self._database = database
         self._ledger = ledger
+        self._windows = windows or LocalRateWindows(clock)
+        self._fallback = LocalRateWindows(clock)  # while Redis is unreachable
+        self._windows_down = False
         self.period: Period = period
         self._refresh = refresh
         self._clock = clock
         self._now = wall_clock or (lambda: datetime.now(UTC))
-        self._minutes: dict[tuple[str, int], deque[float]] = {}  # ('user' | 'key', id) -> request times
         self._usage: dict[int, _Usage] = {}
         self._refreshing: dict[int, asyncio.Task[None]] = {}
 
     async def admit(self, principal: Principal) -> None:
-        """Raise LimitExceeded (429) when a limit stops the request; else count it in the minute windows."""
+        """Raise LimitExceeded (429) when a limit stops the request; else count it in the minute windows.
+        The token budget is checked first: a request refused for it does not use up a minute's allowance."""
         if principal.max_concurrent and self._ledger.user_in_flight(principal.user_id) >= principal.max_concurrent:
             raise LimitExceeded(f'{principal.username} already has {principal.max_concurrent} requests running, '
                                 'the most allowed at once; send the next one when one finishes',
                                 code='too_many_concurrent_requests', retry_after=1)
-        now = self._clock()
-        windows = [(('user', principal.user_id), principal.rpm_limit, principal.username)]
-        if principal.key_rpm_limit:
-            windows.append((('key', principal.key_id), principal.key_rpm_limit, 'this API key'))
-        for key, limit, who in windows:
-            if limit and self._count(key, now) >= limit:
-                wait = self._minutes[key][0] + WINDOW - now
-                raise LimitExceeded(f'{who} reached {limit} requests per minute; try again in {max(1, round(wait))} s',
-                                    code='rate_limit_exceeded', retry_after=wait)
         if principal.token_budget:
             used = await self.used_tokens(principal.user_id)
             if used >= principal.token_budget:
@@ -93,9 +90,35 @@ class QuotaGuard:
                                     f'{self.period}; the budget renews at {end:%Y-%m-%d %H:%M} UTC, or ask an admin '
                                     'for more', code='token_budget_exhausted',
                                     retry_after=(end - self.now()).total_seconds())
-        for key, limit, _ in windows:
-            if limit:
-                self._minutes.setdefault(key, deque()).append(now)
+        windows: list[tuple[Subject, int]] = []
+        names: list[str] = []
+        if principal.rpm_limit:
+            windows.append((('user', principal.user_id), principal.rpm_limit))
+            names.append(principal.username)
+        if principal.key_rpm_limit:
+            windows.append((('key', principal.key_id), principal.key_rpm_limit))
+            names.append('this API key')
+        if windows:
+            full = await self._hit(windows)
+            if full is not None:
+                position, wait = full
+                raise LimitExceeded(f'{names[position]} reached {windows[position][1]} requests per minute; '
+                                    f'try again in {max(1, round(wait))} s', code='rate_limit_exceeded',
+                                    retry_after=wait)
+
+    async def _hit(self, windows: list[tuple[Subject, int]]) -> tuple[int, float] | None:
+        """Count the request in its windows; in this process's own while Redis is unreachable."""
+        try:
+            full = await self._windows.hit(windows)
+        except OSError as exc:
+            if not self._windows_down:
+                log.warning('quotas: Redis unreachable (%s); counting requests per minute in this worker', exc)
+                self._windows_down = True
+            return await self._fallback.hit(windows)
+        if self._windows_down:
+            log.info('quotas: Redis reachable again; requests per minute are counted fleet-wide')
+            self._windows_down = False
+        return full
 
     def record(self, user_id: int, tokens: int) -> None:
         """A request finished having used `tokens` (prompt + completion)."""
@@ -118,18 +141,13 @@ class QuotaGuard:
     def forget(self, older_than: float = 3600.0) -> None:
         """Drop minute windows and usage nobody has needed for a while (memory stays bounded)."""
         now = self._clock()
-        for key in [k for k, times in self._minutes.items() if not times or now - times[-1] > WINDOW]:
-            del self._minutes[key]
+        self._windows.forget()
+        self._fallback.forget()
         for user_id in [u for u, usage in self._usage.items() if now - usage.loaded_at > older_than]:
             del self._usage[user_id]
 
-    def _count(self, key: tuple[str, int], now: float) -> int:
-        times = self._minutes.get(key)
-        if not times:
-            return 0
-        while times and now - times[0] >= WINDOW:
-            times.popleft()
-        return len(times)
+    async def close(self) -> None:
+        await self._windows.close()
 
     async def _reload(self, user_id: int, usage: _Usage) -> None:
         loaded_at = self._clock()
