@@ -8,7 +8,7 @@ Keys (`{P}` = `{<prefix>:ledger}`; one hash tag, so that a Redis Cluster keeps t
   {P}:backends         hash    backend id -> slots held, fleet-wide (absent at 0)
   {P}:users            hash    user id -> requests running, fleet-wide (absent at 0)
   {P}:workers          set     ids of the workers that may hold leases
-  {P}:leases:<worker>  hash    lease id -> 'backend_id:user_id' (user empty for none; '' alone: see _RELEASE)
+  {P}:leases:<worker>  hash    lease id -> 'backend_id:user_id' (user empty for none; '' alone: see RELEASE)
   {P}:alive:<worker>   string  with PX = heartbeat_ttl, refreshed every heartbeat_ttl / 3
   {P}:waiting          string  exists while some worker has requests queued (PX 3 s, refreshed every second)
   {P}:freed            pub/sub '<worker> <backend id>,...' after a release while {P}:waiting exists, so waiters
@@ -48,87 +48,13 @@ from redis.exceptions import RedisError
 
 from core.registry.view import BackendState, RegistryView
 from core.scheduler.ledger import Lease
+from core.scheduler.redis_scripts import ACQUIRE, RECONCILE, RELEASE
 from core.scheduler.resp import RespClient, RespConnectionError, RespError, RespTimeoutError, Script
 
 log = logging.getLogger('mindrouter.scheduler')
 
 _ERRORS = (RedisError, OSError, RespError)  # OSError covers RespConnectionError and RespTimeoutError
 _RETRY_REDIS_AFTER = 1.0  # seconds an outage sends admission straight to local counts, so requests don't each wait
-
-_GIVE = """
-local function dec(key, field)
-  if field ~= '' and redis.call('HINCRBY', key, field, -1) <= 0 then redis.call('HDEL', key, field) end
-end
-local function give(held, freed)  -- held: 'backend:user'; KEYS[1], KEYS[2]: the backend and user hashes
-  local sep = string.find(held, ':', 1, true)
-  dec(KEYS[1], string.sub(held, 1, sep - 1))
-  dec(KEYS[2], string.sub(held, sep + 1))
-  freed[#freed + 1] = string.sub(held, 1, sep - 1)
-end
-local function announce(freed, only_if)  -- only_if: a key that must exist (someone is waiting), or nil
-  if #freed > 0 and (only_if == nil or redis.call('EXISTS', only_if) == 1) then
-    redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. table.concat(freed, ','))
-  end
-  return #freed
-end
-"""
-
-# KEYS: backends, users, my leases, workers, my alive key. ARGV: worker, ttl ms, lease, user, (backend, capacity)...
-_ACQUIRE = """
-local prior = redis.call('HGET', KEYS[3], ARGV[3])
-if prior == '' then redis.call('HDEL', KEYS[3], ARGV[3]) return false end  -- released before it got here
-if prior then return string.sub(prior, 1, string.find(prior, ':', 1, true) - 1) end  -- a retried call
-for i = 5, #ARGV, 2 do
-  if tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '0') < tonumber(ARGV[i + 1]) then
-    redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
-    if ARGV[4] ~= '' then redis.call('HINCRBY', KEYS[2], ARGV[4], 1) end
-    redis.call('HSET', KEYS[3], ARGV[3], ARGV[i] .. ':' .. ARGV[4])
-    -- A worker holding leases must be known to reconcile even before its first or after its last heartbeat.
-    redis.call('SET', KEYS[5], '1', 'PX', ARGV[2])
-    redis.call('SADD', KEYS[4], ARGV[1])
-    return ARGV[i]
-  end
-end
-return false
-"""
-
-# KEYS: backends, users, my leases, waiting flag. ARGV: channel, worker, lease ids ('!id': its acquire was cut
-# off midway). Frees are published only while some worker has requests queued (the flag exists): with none
-# waiting, the message would only cost every worker a wake-up for nothing.
-# An unknown '!id' leaves the mark '' that makes its acquire, should it still arrive, take nothing.
-_RELEASE = _GIVE + """
-local freed = {}
-for i = 3, #ARGV do
-  local id, cut = ARGV[i], string.sub(ARGV[i], 1, 1) == '!'
-  if cut then id = string.sub(id, 2) end
-  local held = redis.call('HGET', KEYS[3], id)
-  if held and held ~= '' then
-    redis.call('HDEL', KEYS[3], id)
-    give(held, freed)
-  elseif cut and not held then
-    redis.call('HSET', KEYS[3], id, '')
-  end
-end
-return announce(freed, KEYS[4])
-"""
-
-# KEYS: backends, users, workers. ARGV: channel, worker, key base. The lease and alive keys of other workers are
-# built here, not declared: fine on a single Redis, and on a Cluster the hash tag keeps them in this slot.
-_RECONCILE = _GIVE + """
-local freed = {}
-for _, worker in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if redis.call('EXISTS', ARGV[3] .. ':alive:' .. worker) == 0 then
-    local leases = ARGV[3] .. ':leases:' .. worker
-    for _, held in ipairs(redis.call('HVALS', leases)) do
-      if held ~= '' then give(held, freed) end
-    end
-    redis.call('DEL', leases)
-    redis.call('SREM', KEYS[3], worker)
-  end
-end
-return announce(freed)
-"""
-
 
 class RedisLedger:
     """`AdmissionLedger` over Redis; `backend.in_flight` stays this process's own count, as with LocalLedger.
@@ -151,9 +77,9 @@ class RedisLedger:
         self._waiting_flag = f'{self._base}:waiting'
         self._local_waiters = 0  # requests queued in this process (the picker tells us)
         self._flagger: asyncio.Task[None] | None = None
-        self._acquire = Script(_ACQUIRE)
-        self._release = Script(_RELEASE)
-        self._reconcile = client.register_script(_RECONCILE)
+        self._acquire = Script(ACQUIRE)
+        self._release = Script(RELEASE)
+        self._reconcile = client.register_script(RECONCILE)
         self._owns_client = False
         self._callbacks: list[Callable[[], None]] = []
         self._users: dict[int, int] = {}  # this process's own requests per user
