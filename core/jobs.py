@@ -33,6 +33,7 @@ from core.telemetry.poller import NodePoller
 log = logging.getLogger('mindrouter.jobs')
 
 DRAIN_CHECK_INTERVAL = 0.5  # seconds: a drained backend turns disabled this soon after its last request
+STOP_GRACE = 5.0  # seconds the runs in progress get to finish at shutdown
 FORGET_INTERVAL = 60.0  # seconds between sweeps of users idle for a fairness window
 
 
@@ -60,6 +61,7 @@ class BackgroundJobs:
         self._intervals = intervals
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()  # job runs in progress, awaited at stop
+        self._stopping = False
 
     async def start(self) -> None:
         """Claim the lease first (a lone process leads from its first second), then schedule everything."""
@@ -79,12 +81,16 @@ class BackgroundJobs:
         self._scheduler = scheduler
 
     async def stop(self) -> None:
-        """Stop scheduling, cancel the runs in progress and wait until they are gone (a run left behind would
-        use the database after the app disposed of it), then hand the lease over."""
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)  # takes effect on the next turn of the loop
+        """Stop scheduling, let the runs in progress finish (a few seconds at most; cut off after that), then
+        hand the lease over. A run left behind would use the database after the app disposed of it."""
+        self._stopping = True
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.pause()
+            if self._running:
+                await asyncio.wait(set(self._running), timeout=STOP_GRACE)
+            scheduler.shutdown(wait=False)  # takes effect on the next turn of the loop
             await asyncio.sleep(0)
-        self._scheduler = None
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -132,6 +138,10 @@ class BackgroundJobs:
                 log.warning('%s: %s', name, exc.message)
             except Exception:
                 log.exception('%s failed; it runs again in %g s', name, seconds)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.info('%s: cut off at shutdown', name)  # not an error: the process is stopping
             finally:
                 self._running.discard(task)
 

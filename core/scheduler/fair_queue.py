@@ -40,6 +40,7 @@ class Ticket:
     start: float  # virtual start tag
     exclude: frozenset[int] = frozenset()  # backends already tried (failover)
     payload: Any = None  # the scheduler's waiter
+    shared: Any = None  # its entry in the fleet-wide queue (core.scheduler.ledger.FairAsk), with Redis
     enqueued_at: float = 0.0
     seq: int = field(default_factory=lambda: next(_sequence))  # arrival order breaks ties
     done: bool = False  # granted or given up: skipped where it still sits in a heap

@@ -11,9 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import count
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from core.registry.view import BackendState, RegistryView
+
+
+@dataclass(frozen=True, slots=True)
+class FairAsk:
+    """A request asking for a slot in fleet-wide fair order (RedisLedger.acquire_fair)."""
+
+    ticket: str  # unique across the fleet: worker id and a counter
+    user_id: int
+    weight: float
+    cost: float
+    model: str
+    tag: float | None = None  # None: a new request, to be tagged; else the start tag it was queued with
 
 
 @dataclass(slots=True, eq=False)
@@ -54,6 +66,23 @@ class AdmissionLedger(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class FleetFairness(Protocol):
+    """A ledger that also keeps the fair-share clock for the whole fleet (RedisLedger): tags requests, queues
+    them where every worker sees them, and grants slots lowest tag first across workers."""
+
+    worker_id: str
+
+    async def acquire_fair(self, candidates: Sequence[BackendState], ask: FairAsk
+                           ) -> tuple[Lease | None, float | None]: ...
+
+    def dequeue(self, ask: FairAsk, *, refund_tokens: float) -> None: ...
+
+    def correct(self, user_id: int, tokens: float, weight: float) -> None: ...
+
+    async def fair_state(self) -> tuple[float, dict[int, float]]: ...
 
 
 class LocalLedger:

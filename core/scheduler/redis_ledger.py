@@ -13,6 +13,12 @@ Keys (`{P}` = `{<prefix>:ledger}`; one hash tag, so that a Redis Cluster keeps t
   {P}:waiting          string  exists while some worker has requests queued (PX 3 s, refreshed every second)
   {P}:freed            pub/sub '<worker> <backend id>,...' after a release while {P}:waiting exists, so waiters
                                on other workers look again (nobody waiting: no message, no wake-ups)
+The fleet's fair share (core.scheduler.fair_queue's clock, shared; expires after a fairness window unused):
+  {P}:vtime            string  virtual time: the start tag of the latest request granted
+  {P}:finish           hash    user id -> finish tag
+  {P}:seen             zset    user id -> time of its latest request (users unseen for a window are forgotten)
+  {P}:queue:<model>    zset    ticket -> start tag, for every request queued for that model on any worker
+  {P}:tickets:<worker> hash    ticket -> model, so reconcile can remove a crashed worker's queued requests
 
 A worker that crashes stops refreshing its `alive` key; the next heartbeat of any other worker finds it gone
 and gives back all of its leases (reconcile). A crash costs at most about heartbeat_ttl of capacity, never a
@@ -47,7 +53,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from core.registry.view import BackendState, RegistryView
-from core.scheduler.ledger import Lease
+from core.scheduler.ledger import FairAsk, Lease
 from core.scheduler.redis_scripts import ACQUIRE, RECONCILE, RELEASE
 from core.scheduler.resp import RespClient, RespConnectionError, RespError, RespTimeoutError, Script
 
@@ -62,7 +68,8 @@ class RedisLedger:
     a RespClient to the same server, database and credentials as `client`. The ledger closes `resp` in stop()."""
 
     def __init__(self, client: redis.Redis, registry: RegistryView, *, worker_id: str | None = None,
-                 prefix: str = 'mindrouter', heartbeat_ttl: float = 15.0, resp: RespClient | None = None) -> None:
+                 prefix: str = 'mindrouter', heartbeat_ttl: float = 15.0, resp: RespClient | None = None,
+                 burst_tokens: float = 512.0, fairness_window: float = 300.0) -> None:
         self._client = client
         self._resp = resp or _resp_client_like(client)
         self._registry = registry
@@ -75,6 +82,11 @@ class RedisLedger:
         self._alive = f'{self._base}:alive:{self.worker_id}'
         self.channel = f'{self._base}:freed'
         self._waiting_flag = f'{self._base}:waiting'
+        # Fair share across the fleet (core.scheduler.fair_queue's clock, kept here): see redis_scripts.ACQUIRE.
+        self.burst_tokens, self.fairness_window = burst_tokens, fairness_window
+        self._finish, self._seen = f'{self._base}:finish', f'{self._base}:seen'
+        self._vtime, self._tickets = f'{self._base}:vtime', f'{self._base}:tickets:{self.worker_id}'
+        self._queues = f'{self._base}:queue:'
         self._local_waiters = 0  # requests queued in this process (the picker tells us)
         self._flagger: asyncio.Task[None] | None = None
         self._acquire = Script(ACQUIRE)
@@ -95,7 +107,8 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, registry: RegistryView, *, worker_id: str | None = None,
-                 prefix: str = 'mindrouter', heartbeat_ttl: float = 15.0) -> RedisLedger:
+                 prefix: str = 'mindrouter', heartbeat_ttl: float = 15.0, burst_tokens: float = 512.0,
+                 fairness_window: float = 300.0) -> RedisLedger:
         """A ledger with its own client, closed by stop(). Short timeouts and few retries: a request must not
         wait long on an unreachable Redis before falling back to local counts. A blocking pool: under a burst,
         commands wait for a connection instead of failing with MaxConnectionsError. The hot path's RespClient has
@@ -105,38 +118,76 @@ class RedisLedger:
             socket_timeout=2.0, retry=Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.01), 2))
         client = redis.Redis.from_pool(pool)
         ledger = cls(client, registry, worker_id=worker_id, prefix=prefix, heartbeat_ttl=heartbeat_ttl,
-                     resp=RespClient.from_url(url, timeout=2.0, connect_timeout=1.0))
+                     resp=RespClient.from_url(url, timeout=2.0, connect_timeout=1.0), burst_tokens=burst_tokens,
+                     fairness_window=fairness_window)
         ledger._owns_client = True
         return ledger
 
     async def try_acquire(self, candidates: Sequence[BackendState], *, user_id: int | None) -> Lease | None:
+        lease, _ = await self._acquire_on(candidates, user_id, None)
+        return lease
+
+    async def acquire_fair(self, candidates: Sequence[BackendState], ask: FairAsk) -> tuple[Lease | None, float | None]:
+        """A slot in fleet-wide fair order, and the request's start tag (None while Redis is unreachable: the
+        caller then tags it on its own clock). Without a slot, a new request is queued in Redis under its
+        ticket, where every worker's grants respect it, until it is granted or `dequeue`d."""
+        return await self._acquire_on(candidates, ask.user_id, ask)
+
+    def dequeue(self, ask: FairAsk, *, refund_tokens: float) -> None:
+        """A queued request left without a slot: out of the fleet's queue, and its user's charge given back."""
+        self._queue_release(f'Q{ask.ticket}|{ask.model}|{ask.user_id}|{-refund_tokens / ask.weight!r}')
+
+    def correct(self, user_id: int, tokens: float, weight: float) -> None:
+        """A request used `tokens` more (or fewer) than it was charged."""
+        if tokens:
+            self._queue_release(f'C{user_id}|{tokens / weight!r}')
+
+    async def fair_state(self) -> tuple[float, dict[int, float]]:
+        """The fleet's virtual time and every remembered user's finish tag."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.get(self._vtime)
+            pipe.hgetall(self._finish)
+            virtual, finish = await pipe.execute()
+        return float(virtual or 0), {int(user): float(tag) for user, tag in finish.items()}
+
+    async def _acquire_on(self, candidates: Sequence[BackendState], user_id: int | None,
+                          ask: FairAsk | None) -> tuple[Lease | None, float | None]:
         lease_id = secrets.token_hex(8)  # chosen here, so that a call cut off midway can still be released
         if candidates and (self._down_until is None or time.monotonic() >= self._down_until):
             user = '' if user_id is None else user_id
-            args: list[str | int] = [self.worker_id, int(self._ttl * 1000), lease_id, user]
+            mode = '' if ask is None else 'new' if ask.tag is None else repr(ask.tag)
+            args: list[str | int] = [self.worker_id, int(self._ttl * 1000), lease_id, user, mode]
+            if ask is None:
+                args += ['', '', '', '', '', '', '', '']
+            else:
+                args += [repr(float(ask.weight)), repr(float(ask.cost)), repr(self.burst_tokens), repr(time.time()),
+                         repr(self.fairness_window), self._queues, ask.ticket, ask.model]
             for backend in candidates:
-                args += [backend.id, backend.max_concurrent]
-            # No MaxConnectionsError to tell from an outage any more: the RESP client has no pool to exhaust,
-            # every call is pipelined on its one connection.
+                models = list(backend.models) if ask is not None else []
+                args += [backend.id, backend.max_concurrent, len(models), *models]
+            keys = [*self._hashes, self._leases, self._workers, self._alive, self._finish, self._seen, self._vtime,
+                    self._tickets]
             try:
-                got = await self._script(self._acquire, [*self._hashes, self._leases, self._workers, self._alive],
-                                         args)
+                got = await self._script(self._acquire, keys, args)
             except _ERRORS as exc:
-                self._queue_release('!' + lease_id)  # the script may have run before the connection failed
+                self._cut_off(lease_id, ask)  # the script may have run before the connection failed
                 self._outage(exc)
             except BaseException:  # cancelled after the script may have run: its slot must come back
-                self._queue_release('!' + lease_id)
+                self._cut_off(lease_id, ask)
                 raise
             else:
                 self._redis_ok()
-                if got is None:
-                    return None
-                return self._grant(lease_id, next(b for b in candidates if b.id == int(str(got))), user_id)
+                backend_id, tag = got if isinstance(got, list) else (None, '')
+                start = float(str(tag)) if tag else None
+                if backend_id is None:
+                    return None, start
+                lease = self._grant(lease_id, next(b for b in candidates if b.id == int(str(backend_id))), user_id)
+                return lease, start
         for backend in candidates:  # Redis is down: this process's own counts are all we know
             if backend.in_flight < backend.max_concurrent:
                 self._local_only.add(lease_id)
-                return self._grant(lease_id, backend, user_id)
-        return None
+                return self._grant(lease_id, backend, user_id), None
+        return None, None
 
     def release(self, lease: Lease) -> None:
         lease.backend.in_flight -= 1
@@ -192,8 +243,7 @@ class RedisLedger:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(self._alive, '1', px=int(self._ttl * 1000))
             pipe.sadd(self._workers, self.worker_id)
-            await self._reconcile(keys=[*self._hashes, self._workers], args=[self.channel, self.worker_id, self._base],
-                                  client=pipe)
+            await self._reconcile(keys=self._reconcile_keys(), args=self._reconcile_args(), client=pipe)
             pipe.hgetall(self._hashes[0])
             pipe.hgetall(self._hashes[1])
             *_, reclaimed, backends, users = await pipe.execute()
@@ -232,7 +282,7 @@ class RedisLedger:
         try:
             # Without its alive key this worker is one reconcile reclaims: all its leases, then its entry.
             await self._client.delete(self._alive)
-            await self._reconcile(keys=[*self._hashes, self._workers], args=[self.channel, self.worker_id, self._base])
+            await self._reconcile(keys=self._reconcile_keys(), args=self._reconcile_args())
         except _ERRORS as exc:
             log.warning('admission ledger: could not give back this worker\'s slots (%s); '
                         'they return when its heartbeat expires', exc)
@@ -267,8 +317,9 @@ class RedisLedger:
             while self._pending:
                 batch = list(self._pending)
                 try:
-                    await self._script(self._release, [*self._hashes, self._leases, self._waiting_flag],
-                                       [self.channel, self.worker_id, *batch])
+                    await self._script(self._release, [*self._hashes, self._leases, self._waiting_flag,
+                                                       self._finish, self._tickets],
+                                       [self.channel, self.worker_id, self._queues, *batch])
                 except _ERRORS as exc:
                     self._outage(exc)
                     self._fire()  # our local counts did drop, and the fallback admits on them
@@ -317,6 +368,19 @@ class RedisLedger:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _cut_off(self, lease_id: str, ask: FairAsk | None) -> None:
+        """An acquire whose answer never came: whatever it did in Redis is undone — the slot it may have taken,
+        and, for a new request, the queue entry and the charge it may have made."""
+        self._queue_release('!' + lease_id)
+        if ask is not None and ask.tag is None:
+            self.dequeue(ask, refund_tokens=ask.cost)
+
+    def _reconcile_keys(self) -> list[str]:
+        return [*self._hashes, self._workers, self._seen, self._finish]
+
+    def _reconcile_args(self) -> list[str]:
+        return [self.channel, self.worker_id, self._base, repr(time.time()), repr(self.fairness_window)]
 
     def _fire(self) -> None:
         for callback in self._callbacks:

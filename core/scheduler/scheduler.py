@@ -17,14 +17,15 @@ many tokens the request really used, so that the user's share is charged the tru
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import BackendUnavailable
 from core.registry.view import BackendState, RegistryView
 from core.scheduler.fair_queue import FairQueue, Ticket
-from core.scheduler.ledger import AdmissionLedger, Lease
+from core.scheduler.ledger import AdmissionLedger, FairAsk, FleetFairness, Lease
 from core.scheduler.scoring import rank
 
 log = logging.getLogger('mindrouter.scheduler')
@@ -106,7 +107,7 @@ class Slot:
             return
         ledger.release(self._lease)
         if used_tokens is not None:
-            self._scheduler.fair_queue.correct(self.requester.user_id, used_tokens - self.requester.cost)
+            self._scheduler.charge(self.requester, used_tokens - self.requester.cost)
 
 
 class FairScheduler:
@@ -116,6 +117,10 @@ class FairScheduler:
         self._ledger = ledger
         self._queue_timeout = queue_timeout
         self.fair_queue = fair_queue or FairQueue()
+        # With Redis the clock and the queue order are the fleet's (the ledger keeps them), else this process's.
+        self._fleet = ledger if isinstance(ledger, FleetFairness) else None
+        self._tickets = itertools.count(1)
+        self._weights: dict[int, float] = {}  # each user's weight, as its latest request said
         self._dispatcher: asyncio.Task[None] | None = None
         self._look_again = False
         ledger.on_freed(self.wake)
@@ -128,17 +133,37 @@ class FairScheduler:
         if not candidates:
             raise BackendUnavailable(f'no healthy backend is serving {model!r} right now')
         queue = self.fair_queue
-        start = queue.start_tag(requester.user_id, requester.weight, requester.cost)
-        # Nobody queued: take a slot if there is one. Otherwise queue, so that the order is the fair one.
-        lease = None if queue.waiting else await self._ledger.try_acquire(candidates, user_id=requester.user_id)
+        self._weights[requester.user_id] = requester.weight
+        shared: FairAsk | None = None
+        if self._fleet is not None:  # one round trip: tagged on the fleet's clock, granted in the fleet's order
+            shared = FairAsk(ticket=f'{self._fleet.worker_id}:{next(self._tickets)}', user_id=requester.user_id,
+                             weight=requester.weight, cost=requester.cost, model=model)
+            lease, tag = await self._fleet.acquire_fair(candidates, shared)
+            if tag is None:  # Redis unreachable: this worker's own clock and queue
+                shared, tag = None, queue.start_tag(requester.user_id, requester.weight, requester.cost)
+            else:
+                shared = replace(shared, tag=tag)
+            start = tag
+        else:
+            start = queue.start_tag(requester.user_id, requester.weight, requester.cost)
+            # Nobody queued: take a slot if there is one. Otherwise queue, so that the order is the fair one.
+            lease = None if queue.waiting else await self._ledger.try_acquire(candidates, user_id=requester.user_id)
         if lease is None:
             ticket = Ticket(user_id=requester.user_id, model=model, cost=requester.cost, weight=requester.weight,
-                            start=start, exclude=exclude,
+                            start=start, exclude=exclude, shared=shared,
                             payload=asyncio.get_running_loop().create_future())
             lease = await self._wait(ticket)
         else:
             queue.sent(start)
         return Slot(lease, (time.perf_counter() - started) * 1000, self._ledger, self, requester)
+
+    def charge(self, requester: Requester, tokens: float) -> None:
+        """Correct a request's charge by `tokens` (the real usage minus the estimate; or minus the whole
+        estimate for a request that produced nothing)."""
+        if self._fleet is not None:
+            self._fleet.correct(requester.user_id, tokens, requester.weight)
+        else:
+            self.fair_queue.correct(requester.user_id, tokens)
 
     @property
     def waiting(self) -> int:
@@ -161,12 +186,27 @@ class FairScheduler:
         by_user: dict[int, list[Ticket]] = {}
         for ticket in tickets:
             by_user.setdefault(ticket.user_id, []).append(ticket)
-        users = [UserQueue(user_id=user_id, weight=weight, queued=len(by_user.get(user_id, [])),
+        virtual, finish = queue.virtual, dict[int, float]()
+        if self._fleet is not None:
+            try:
+                virtual, finish = await self._fleet.fair_state()
+            except Exception as exc:  # Redis unreachable: what this worker knows
+                log.warning('queue snapshot without the fleet\'s fair-share state: %s', exc)
+
+        def deficit(user_id: int, weight: float) -> int:
+            if self._fleet is None:
+                return round(queue.deficit(user_id))
+            ahead = max(finish.get(user_id, virtual) - virtual, -queue.burst_tokens)
+            return round(ahead * weight)
+
+        weights = {**self._weights, **queue.users()}
+        known = sorted(set(weights) | set(finish) | set(by_user))
+        users = [UserQueue(user_id=user_id, weight=weights.get(user_id, 1.0), queued=len(by_user.get(user_id, [])),
                            running=self._ledger.user_in_flight(user_id),
-                           deficit_tokens=round(queue.deficit(user_id)),
+                           deficit_tokens=deficit(user_id, weights.get(user_id, 1.0)),
                            longest_wait_s=round(max((now - t.enqueued_at for t in by_user.get(user_id, [])),
                                                     default=0.0), 3))
-                 for user_id, weight in sorted(queue.users().items())]
+                 for user_id in known]
         in_flight = await self._ledger.in_flight()
         backends = [BackendQueue(backend_id=b.id, name=b.name, in_flight=in_flight.get(b.id, 0),
                                  max_concurrent=b.max_concurrent, status=b.status,
@@ -174,7 +214,7 @@ class FairScheduler:
                     for b in self._registry.backends]
         waits = sorted(now - t.enqueued_at for t in tickets)
         return QueueSnapshot(
-            queued=len(tickets), virtual_time=round(queue.virtual, 3), users=users, backends=backends,
+            queued=len(tickets), virtual_time=round(virtual, 3), users=users, backends=backends,
             wait_p50_s=round(waits[len(waits) // 2], 3) if waits else 0.0,
             wait_p95_s=round(waits[max(0, int(len(waits) * 0.95) - 1)], 3) if waits else 0.0,
             requests=[QueuedRequest(user_id=t.user_id, model=t.model, cost_tokens=round(t.cost),
@@ -194,7 +234,10 @@ class FairScheduler:
             return await asyncio.wait_for(asyncio.shield(future), self._queue_timeout)
         except BaseException as exc:  # timed out, or the client went away while queued
             self.fair_queue.discard(ticket)
-            self.fair_queue.correct(ticket.user_id, -ticket.cost)  # never served: nothing to charge
+            if ticket.shared is not None and self._fleet is not None:  # never served: out of the fleet's queue
+                self._fleet.dequeue(ticket.shared, refund_tokens=ticket.cost)
+            else:  # never served: nothing to charge
+                self.fair_queue.correct(ticket.user_id, -ticket.cost)
             if future.done() and not future.cancelled():
                 self._ledger.release(future.result())  # granted just as we gave up: pass it on
             else:
@@ -220,7 +263,12 @@ class FairScheduler:
                     break
                 candidates = self._candidates(ticket.model, ticket.exclude)
                 try:
-                    lease = await self._ledger.try_acquire(candidates, user_id=ticket.user_id) if candidates else None
+                    if not candidates:
+                        lease = None
+                    elif ticket.shared is not None and self._fleet is not None:
+                        lease, _ = await self._fleet.acquire_fair(candidates, ticket.shared)
+                    else:
+                        lease = await self._ledger.try_acquire(candidates, user_id=ticket.user_id)
                 except Exception as exc:  # the ledger's store is unreachable: the waiters time out with a 503
                     log.warning('admission: could not hand out a slot: %s', exc)
                     return

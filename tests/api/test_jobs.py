@@ -26,7 +26,7 @@ POLL = 0.2
 
 @pytest.fixture
 def app_env() -> dict[str, str]:
-    return {'NODE_POLL_INTERVAL': str(POLL), 'LEADER_LEASE_TTL': '1', 'TELEMETRY_SAMPLE_INTERVAL': '0.2'}
+    return {'NODE_POLL_INTERVAL': str(POLL), 'LEADER_LEASE_TTL': '3', 'TELEMETRY_SAMPLE_INTERVAL': '0.2'}
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -233,7 +233,7 @@ async def test_an_acquire_reaching_redis_after_its_cancellation_takes_nothing(fl
         await asyncio.sleep(0.01)
 
     arrive.set()
-    assert await late is None
+    assert (await late)[0] is None  # {no backend, no tag}
     assert await a.in_flight() == {}
     assert await fleet.redis.hlen(leases) == 0  # the mark is gone with it
 
@@ -345,6 +345,32 @@ async def test_a_request_queued_on_one_worker_gets_the_slot_another_worker_frees
     assert slot.backend is view_a.backends[0]
     assert await a.in_flight() == {1: 1}
     slot.release()
+    await eventually_in_flight(a, {})
+
+
+async def test_the_fleet_serves_the_lowest_tag_first_whichever_worker_holds_it(fleet: Fleet) -> None:
+    a, view_a = await fleet.worker(slots=1)
+    b, view_b = await fleet.worker(slots=1)
+    flood_worker, newcomer_worker = FairScheduler(view_a, a, queue_timeout=5.0), FairScheduler(view_b, b,
+                                                                                                queue_timeout=5.0)
+    flooder, newcomer = Requester(user_id=1, cost=500), Requester(user_id=2, cost=500)
+    held = await flood_worker.acquire('m', requester=flooder)
+    backlog = [asyncio.create_task(flood_worker.acquire('m', requester=flooder)) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    question = asyncio.create_task(newcomer_worker.acquire('m', requester=newcomer))
+    await asyncio.sleep(0.2)
+    snapshot = await newcomer_worker.snapshot()
+    deficits = {user.user_id: user.deficit_tokens for user in snapshot.users}
+    assert deficits[2] < deficits[1]  # the fleet's clock: the flooder is ahead of its share, the newcomer behind
+
+    # The flooder's worker frees the slot and looks at its own queue first, at once; the newcomer's worker
+    # hears of it over pub/sub, later. The slot still goes to the lowest tag in the fleet: the newcomer's.
+    held.release()
+    slot = await asyncio.wait_for(question, 3)
+    assert slot.requester.user_id == 2 and not any(task.done() for task in backlog)
+    slot.release()
+    for task in backlog:  # then the flood's backlog, one at a time
+        (await asyncio.wait_for(task, 3)).release()
     await eventually_in_flight(a, {})
 
 
