@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -59,6 +60,7 @@ class BackendPublic(BaseModel):
     last_error: str | None
     last_checked_at: datetime | None
     in_flight: int
+    circuit_open_s: float  # seconds its circuit breaker stays open (no new requests) after a failed one; 0: closed
     gpu: dict[str, Any] | None  # live figures of its node's GPUs in gpu_indices (all when none), if polled
     engine_load: dict[str, Any] | None  # what the engine said at the last check: running, waiting, KV cache, loaded
     models: list[BackendModelPublic]
@@ -204,13 +206,16 @@ async def _fleet_in_flight(request: Request) -> dict[int, int]:
 def _to_public(request: Request, backend: Backend, models: list[BackendModel],
                in_flight: dict[int, int]) -> BackendPublic:
     poller: NodePoller = request.app.state.node_poller
+    view: RegistryView = request.app.state.registry
     assert backend.id is not None
+    live = view.backend(backend.id)
     return BackendPublic(
         id=backend.id, name=backend.name, url=backend.url, engine=backend.engine,
         max_concurrent=backend.max_concurrent, node_id=backend.node_id, gpu_indices=backend.gpu_indices,
         priority=backend.priority, status=backend.status, simulated=backend.simulated, version=backend.version,
         last_error=backend.last_error,
         last_checked_at=backend.last_checked_at, in_flight=in_flight.get(backend.id, 0),
+        circuit_open_s=round(max(0.0, live.cooldown_until - time.monotonic()), 1) if live else 0.0,
         gpu=poller.backend_figures(backend.node_id, backend.gpu_indices),
         engine_load=backend.engine_load,
         models=[BackendModelPublic(name=m.name, family=m.family, context_length=m.context_length,

@@ -131,7 +131,7 @@ class FairScheduler:
         started = time.perf_counter()
         candidates = self._candidates(model, exclude)
         if not candidates:
-            raise BackendUnavailable(f'no healthy backend is serving {model!r} right now')
+            raise self._unavailable(model, exclude)
         queue = self.fair_queue
         self._weights[requester.user_id] = requester.weight
         shared: FairAsk | None = None
@@ -222,8 +222,20 @@ class FairScheduler:
                       for t in tickets[:limit]])
 
     def _candidates(self, model: str, exclude: frozenset[int]) -> list[BackendState]:
-        healthy = [b for b in self._registry.serving(model) if b.healthy and b.id not in exclude]
-        return rank(healthy, model, time.monotonic())
+        """Healthy backends serving the model, best first; never one whose circuit breaker is open (a live
+        request failed on it and the check that would close it has not passed yet)."""
+        now = time.monotonic()
+        return rank([b for b in self._registry.serving(model)
+                     if b.healthy and b.id not in exclude and b.cooldown_until <= now], model)
+
+    def _unavailable(self, model: str, exclude: frozenset[int]) -> BackendUnavailable:
+        now = time.monotonic()
+        broken = [b.cooldown_until - now for b in self._registry.serving(model)
+                  if b.healthy and b.id not in exclude and b.cooldown_until > now]
+        if broken:
+            return BackendUnavailable(f'every backend serving {model!r} failed a request in the last few seconds and '
+                                      'is being checked again; try again shortly', retry_after=min(broken))
+        return BackendUnavailable(f'no healthy backend is serving {model!r} right now', retry_after=10)
 
     async def _wait(self, ticket: Ticket) -> Lease:
         future: asyncio.Future[Lease] = ticket.payload

@@ -9,9 +9,9 @@
 | GPU utilisation of the backend's own GPUs | 0 to 0.25 | something else may be using them |
 | latency: EMA of time to first byte, as ema / (ema + 2 s) | 0 to 0.25 | a slow or overloaded box |
 | admin priority | -0.1 per point | an admin's preference, worth a tenth of a backend's slots |
-| cool-down after a failed request | +10 | avoided while any other can serve, never excluded |
 
-Unhealthy, disabled, draining backends and those on an offline node are never candidates.
+Unhealthy, disabled, draining backends, those on an offline node and those whose circuit breaker is open
+(cooling down after a failed request) are never candidates.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ GPU_BUSY = 0.25
 LATENCY = 0.25
 LATENCY_SCALE_MS = 2000.0
 PRIORITY_STEP = 0.1
-COOLING_DOWN = 10.0
 
 
-def score(backend: BackendState, model: str, now: float) -> float:
+def score(backend: BackendState, model: str) -> float:
     value = backend.total_in_flight / backend.max_concurrent
     load = backend.load
     if load is not None:
@@ -43,13 +42,11 @@ def score(backend: BackendState, model: str, now: float) -> float:
     if backend.latency_ema_ms is not None:
         value += LATENCY * backend.latency_ema_ms / (backend.latency_ema_ms + LATENCY_SCALE_MS)
     value -= PRIORITY_STEP * backend.priority
-    if backend.cooldown_until > now:
-        value += COOLING_DOWN
     return value
 
 
-def rank(backends: list[BackendState], model: str, now: float) -> list[BackendState]:
+def rank(backends: list[BackendState], model: str) -> list[BackendState]:
     """Best first. Sorting is stable: equal scores keep registration order."""
     if len(backends) > 1:
-        backends.sort(key=lambda backend: score(backend, model, now))
+        backends.sort(key=lambda backend: score(backend, model))
     return backends

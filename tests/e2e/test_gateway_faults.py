@@ -43,6 +43,16 @@ class FaultyCluster:
         stats: dict[str, int] = httpx.get(f'{self.sims[sim]}/_sim/stats').json()
         return stats
 
+    def wait_for_closed_breakers(self) -> None:
+        """A failed request opens the backend's circuit breaker until its immediate re-check passes."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            backends = httpx.get(f'{self.url}/api/admin/backends', headers={'X-API-Key': self.admin_key}).json()
+            if all(b['circuit_open_s'] == 0 for b in backends):
+                return
+            time.sleep(0.05)
+        raise AssertionError('circuit breakers stayed open')
+
     def in_flight(self) -> dict[str, int]:
         backends = httpx.get(f'{self.url}/api/admin/backends', headers={'X-API-Key': self.admin_key}).json()
         return {b['name']: b['in_flight'] for b in backends}
@@ -99,6 +109,7 @@ def test_a_backend_failing_before_the_first_byte_is_replaced_by_another(cluster:
         assert failed.value.status_code == 502  # both tried, both failed: a clear error in the dialect
 
         cluster.configure('second', fault=None)
+        cluster.wait_for_closed_breakers()
         for _ in range(4):  # whichever backend is picked first, the answer comes from the healthy one
             raw = client.chat.completions.with_raw_response.create(
                 model=MODEL, messages=[{'role': 'user', 'content': 'hi'}], max_tokens=2)

@@ -109,19 +109,21 @@ async def test_slots_taken_before_a_registry_reload_are_released_on_the_reloaded
     assert view.backends[0].in_flight == 0
 
 
-async def test_backends_cooling_down_are_avoided_but_used_when_nothing_else_can_serve() -> None:
+async def test_a_backend_with_an_open_circuit_breaker_is_never_chosen() -> None:
     picker, view = picker_for(backend(1), backend(2))
     first, second = view.backends
     first.cooldown_until = time.monotonic() + 60
-    slot = await picker.acquire('m')
-    assert slot.backend is second
-    slot.release()
+    for _ in range(3):
+        slot = await picker.acquire('m')
+        assert slot.backend is second
+        slot.release()
 
-    second.cooldown_until = time.monotonic() + 60
-    slot = await picker.acquire('m')  # both cooling down: try one rather than refuse
-    assert slot.backend in (first, second)
-    slot.release()
-
+    second.cooldown_until = time.monotonic() + 5
+    with pytest.raises(BackendUnavailable, match='failed a request') as refused:
+        await picker.acquire('m')  # both cooling down: a clear 503 that says when to come back
+    assert refused.value.retry_after is not None and 4 < refused.value.retry_after <= 5
+    second.cooldown_until = 0.0  # its check passed: the breaker closes
+    (await picker.acquire('m')).release()
 
 async def test_a_request_arriving_as_a_slot_frees_does_not_overtake_the_waiter() -> None:
     picker, view = picker_for(backend(1, slots=1))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from core.registry.engine_load import EngineLoad
 from core.registry.view import BackendState, ModelInfo
 from core.scheduler.scoring import rank, score
@@ -18,7 +16,7 @@ def backend(backend_id: int, **fields: object) -> BackendState:
 
 
 def order(*backends: BackendState) -> list[int]:
-    return [b.id for b in rank(list(backends), 'm', time.monotonic())]
+    return [b.id for b in rank(list(backends), 'm')]
 
 
 def test_an_idle_backend_goes_before_a_busy_one() -> None:
@@ -38,15 +36,13 @@ def test_engine_queue_kv_cache_gpu_use_and_latency_each_count_against() -> None:
     base = backend(1)
     for heavier in (backend(2, load=EngineLoad(waiting=4)), backend(2, load=EngineLoad(kv_cache_usage=0.9)),
                     backend(2, gpu_utilization=95.0), backend(2, latency_ema_ms=3000.0)):
-        assert score(heavier, 'm', 0) > score(base, 'm', 0)
+        assert score(heavier, 'm') > score(base, 'm')
         assert order(heavier, base) == [1, 2]
 
 
-def test_admin_priority_breaks_ties_and_a_cool_down_sends_a_backend_last() -> None:
+def test_admin_priority_breaks_ties() -> None:
     assert order(backend(1), backend(2, priority=3)) == [2, 1]
     assert order(backend(1, in_flight=1), backend(2, priority=5)) == [2, 1]  # 0.5 of priority beats a quarter load
-    cooling = backend(3, cooldown_until=time.monotonic() + 30, priority=10)
-    assert order(cooling, backend(4, in_flight=4)) == [4, 3]
 
 
 def test_the_latency_average_follows_observations() -> None:
