@@ -96,7 +96,8 @@ class Exchange:
         audit: AuditWriter = state.audit
         metrics: GatewayMetrics = state.metrics
         quota: QuotaGuard = state.quota
-        quota.record(self.principal.user_id, fields.get('prompt_tokens', 0) + fields.get('completion_tokens', 0))
+        quota.record(self.principal.user_id, fields.get('prompt_tokens', 0) + fields.get('completion_tokens', 0),
+                     has_budget=self.principal.token_budget > 0)
         client = self.request.client
         total_ms = self.elapsed_ms()
         metrics.observe(endpoint=self.endpoint, model=fields.get('model', ''), status=status, total_s=total_ms / 1000,

@@ -38,6 +38,7 @@ from core.scheduler.scheduler import FairScheduler
 from core.secretbox import SecretBox
 from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
+from core.token_meter import RedisTokenMeter
 
 log = logging.getLogger('mindrouter')
 
@@ -75,9 +76,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ledger = ledger
     app.state.scheduler = scheduler
     windows: RateWindows = LocalRateWindows()
-    if settings.redis_url:  # requests-per-minute limits that hold across workers
+    meter: RedisTokenMeter | None = None
+    if settings.redis_url:  # requests per minute and token budgets that hold across workers
         windows = RedisRateWindows.from_url(settings.redis_url, prefix=settings.redis_prefix)
-    app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period, windows=windows)
+        meter = RedisTokenMeter.from_url(settings.redis_url, prefix=settings.redis_prefix)
+    app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period, windows=windows,
+                                         meter=meter)
     lifecycle = BackendLifecycle(database, monitor, ledger, settle=settings.registry_reload_interval)
     app.state.lifecycle = lifecycle
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())

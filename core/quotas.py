@@ -3,15 +3,15 @@
 - running requests at once (`max_concurrent`), counted by the admission ledger (fleet-wide with Redis);
 - requests per minute, per user and per API key (a sliding 60-second window; in Redis with REDIS_URL, so
   the limit holds across workers; see core.rate_windows);
-- tokens per quota period (`QUOTA_PERIOD`: day, week or month, UTC), from the audit trail.
+- tokens per quota period (`QUOTA_PERIOD`: day, week or month, UTC): counted in Redis with REDIS_URL
+  (core.token_meter, seeded from the audit trail), else from the audit trail in each process.
 
 Each limit is the user's override when an admin set one, else its role's; 0 means unlimited. A request
 past a limit gets 429 with Retry-After: when the oldest request leaves the minute's window, when the
 period ends, or in a second for the running-requests limit.
 
-The period's usage is read from the audit trail once per user, then kept in memory: each finished request
-adds its tokens, and the sum is re-read every `refresh` seconds (so usage through other workers counts
-within that time).
+Without Redis, the period's usage is read from the audit trail once per user, then kept in memory: each
+finished request adds its tokens, and the sum is re-read every `refresh` seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from core.errors import LimitExceeded
 from core.models import RequestLog
 from core.rate_windows import LocalRateWindows, RateWindows, Subject
 from core.scheduler.ledger import AdmissionLedger
+from core.scheduler.resp import RespError
+from core.token_meter import RedisTokenMeter
 
 Period = Literal['day', 'week', 'month']
 log = logging.getLogger('mindrouter.quotas')
@@ -60,7 +62,7 @@ class _Usage:
 
 class QuotaGuard:
     def __init__(self, database: Database, ledger: AdmissionLedger, *, period: Period = 'month',
-                 windows: RateWindows | None = None, refresh: float = 60.0,
+                 windows: RateWindows | None = None, meter: RedisTokenMeter | None = None, refresh: float = 60.0,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], datetime] | None = None) -> None:
         self._database = database
@@ -68,6 +70,8 @@ class QuotaGuard:
         self._windows = windows or LocalRateWindows(clock)
         self._fallback = LocalRateWindows(clock)  # while Redis is unreachable
         self._windows_down = False
+        self._meter = meter  # with Redis: the period's tokens counted fleet-wide
+        self._meter_down = False
         self.period: Period = period
         self._refresh = refresh
         self._clock = clock
@@ -120,15 +124,32 @@ class QuotaGuard:
             self._windows_down = False
         return full
 
-    def record(self, user_id: int, tokens: int) -> None:
-        """A request finished having used `tokens` (prompt + completion)."""
+    def record(self, user_id: int, tokens: int, *, has_budget: bool = True) -> None:
+        """A request finished having used `tokens` (prompt + completion). Without a budget nothing is sent
+        to Redis: the user's count there is seeded from the audit trail if a budget is ever set."""
+        if tokens <= 0:
+            return
         usage = self._usage.get(user_id)
-        if usage is not None and tokens > 0:
+        if usage is not None:
             usage.tokens += tokens
+        if self._meter is not None and has_budget:
+            self._meter.record(user_id, tokens, period_start=period_bounds(self.period, self.now())[0])
 
     async def used_tokens(self, user_id: int) -> int:
-        """Tokens used this period: loaded once, then refreshed in the background."""
-        start, _ = period_bounds(self.period, self.now())
+        """Tokens used this period: fleet-wide from Redis when there is one; else (or while it is unreachable)
+        loaded from the audit trail once, then refreshed in the background."""
+        start, end = period_bounds(self.period, self.now())
+        if self._meter is not None:
+            try:
+                used = await self._meter.used(user_id, period_start=start, period_end=end,
+                                              load=lambda: self._load(user_id, start))
+            except (OSError, RespError) as exc:
+                if not self._meter_down:
+                    log.warning('quotas: Redis unreachable (%s); token budgets counted per worker', exc)
+                    self._meter_down = True
+            else:
+                self._meter_down = False
+                return used
         usage = self._usage.get(user_id)
         if usage is None or usage.period_start != start:
             usage = self._usage[user_id] = _Usage(start, await self._load(user_id, start), self._clock())
@@ -143,11 +164,15 @@ class QuotaGuard:
         now = self._clock()
         self._windows.forget()
         self._fallback.forget()
+        if self._meter is not None:
+            self._meter.forget()
         for user_id in [u for u, usage in self._usage.items() if now - usage.loaded_at > older_than]:
             del self._usage[user_id]
 
     async def close(self) -> None:
         await self._windows.close()
+        if self._meter is not None:
+            await self._meter.close()
 
     async def _reload(self, user_id: int, usage: _Usage) -> None:
         loaded_at = self._clock()
