@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 from core import migrations
@@ -120,3 +121,15 @@ def redis_url() -> str:
     if os.environ.get('CI'):
         pytest.fail('Redis is not reachable on 127.0.0.1:6379 and TEST_REDIS_URL is unset; CI must test on it')
     pytest.skip('Redis not available (set TEST_REDIS_URL or start a server on 127.0.0.1:6379)')
+
+
+@pytest.fixture
+async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of this test's own in the shared Redis; every key under it is deleted afterwards."""
+    name = f'mrtest-{uuid.uuid4().hex[:12]}'
+    yield name
+    client = aioredis.Redis.from_url(redis_url)
+    keys = [key async for key in client.scan_iter(match=f'*{name}*')]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator
-
 import pytest
-import redis.asyncio as redis
 
 from core.api_keys import Principal
 from core.db import Database
@@ -18,19 +14,8 @@ from core.scheduler.ledger import LocalLedger
 from core.scheduler.resp import RespClient
 
 
-@pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
-    name = f'mrtest-{secrets.token_hex(6)}'
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = [key async for key in client.scan_iter(match=f'{{{name}:rpm}}*')]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
-
-
-async def test_two_workers_share_one_users_minute(redis_url: str, prefix: str) -> None:
-    first, second = (RedisRateWindows(RespClient.from_url(redis_url), prefix=prefix) for _ in range(2))
+async def test_two_workers_share_one_users_minute(redis_url: str, redis_prefix: str) -> None:
+    first, second = (RedisRateWindows(RespClient.from_url(redis_url), prefix=redis_prefix) for _ in range(2))
     try:
         user = [(('user', 7), 3)]
         assert await first.hit(user) is None
@@ -44,8 +29,8 @@ async def test_two_workers_share_one_users_minute(redis_url: str, prefix: str) -
         await second.close()
 
 
-async def test_a_request_counts_in_all_its_windows_or_in_none(redis_url: str, prefix: str) -> None:
-    windows = RedisRateWindows(RespClient.from_url(redis_url), prefix=prefix)
+async def test_a_request_counts_in_all_its_windows_or_in_none(redis_url: str, redis_prefix: str) -> None:
+    windows = RedisRateWindows(RespClient.from_url(redis_url), prefix=redis_prefix)
     try:
         assert await windows.hit([(('key', 1), 1)]) is None
         full = await windows.hit([(('user', 1), 5), (('key', 1), 1)])  # the key's window is full
