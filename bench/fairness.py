@@ -28,6 +28,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,8 @@ class Cluster:
         return user
 
 
-async def drive(cluster: Cluster, users: list[User], seconds: float, on_tick: object = None) -> float:
+async def drive(cluster: Cluster, users: list[User], seconds: float,
+                on_tick: Callable[[float], None] | None = None) -> float:
     """Run every user's load for `seconds`; returns the start time (monotonic)."""
     started = time.monotonic()
     deadline = started + seconds
@@ -109,7 +111,7 @@ async def drive(cluster: Cluster, users: list[User], seconds: float, on_tick: ob
         tasks += [asyncio.create_task(interactive(user)) for user in users if not user.outstanding]
         while time.monotonic() < deadline:
             await asyncio.sleep(min(2.0, deadline - time.monotonic()))
-            if callable(on_tick):
+            if on_tick is not None:
                 on_tick(time.monotonic() - started)
         await asyncio.gather(*tasks, return_exceptions=True)
     return started

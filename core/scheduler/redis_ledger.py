@@ -186,6 +186,10 @@ class RedisLedger:
         for backend in candidates:  # Redis is down: this process's own counts are all we know
             if backend.in_flight < backend.max_concurrent:
                 self._local_only.add(lease_id)
+                if ask is not None and ask.tag is not None:
+                    # It waits in the fleet's queue too: take it out when Redis is back (its charge stands, it is
+                    # served), or its low tag would hold other workers' requests back.
+                    self.dequeue(ask, refund_tokens=0)
                 return self._grant(lease_id, backend, user_id), None
         return None, None
 

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -310,6 +310,32 @@ async def test_with_redis_unreachable_the_picker_still_queues_and_hands_over(fle
         assert view.backends[0].in_flight == 0
     finally:
         await ledger.stop()
+
+
+async def test_a_queued_request_granted_during_an_outage_leaves_the_fleets_queue(fleet: Fleet) -> None:
+    a, view = await fleet.worker(slots=1)
+    picker = FairScheduler(view, a, queue_timeout=3.0)
+    held = await picker.acquire('m', requester=Requester(user_id=1))
+    waiting = asyncio.create_task(picker.acquire('m', requester=Requester(user_id=2)))
+    await asyncio.sleep(0.1)
+    assert await fleet.redis.zcard(fleet.key('queue:m')) == 1  # every worker sees it waiting
+
+    real = a._resp.evalsha
+
+    async def acquire_unreachable(script: Script, keys: Sequence[str], args: Sequence[Any]) -> object:
+        if script is a._acquire:  # admission cannot reach Redis; releases still can
+            raise RespConnectionError('connection refused')
+        return await real(script, keys, args)
+
+    a._resp.evalsha = acquire_unreachable  # type: ignore[method-assign]
+    held.release()
+    slot = await asyncio.wait_for(waiting, 2)  # granted on this worker's own counts
+    deadline = time.monotonic() + 3
+    while await fleet.redis.zcard(fleet.key('queue:m')):  # and taken out of the fleet's queue once Redis answers
+        assert time.monotonic() < deadline, 'a stale entry would hold other workers back'
+        await asyncio.sleep(0.02)
+    a._resp.evalsha = real  # type: ignore[method-assign]
+    slot.release()
 
 
 async def test_a_worker_that_shuts_down_gives_its_slots_back(fleet: Fleet) -> None:
