@@ -1,7 +1,7 @@
 """What the fake Ollama knows about a model: the metadata /api/tags, /api/ps and /api/show report.
 
 Three common models carry their real figures; any other name gets plausible ones guessed from the name (family
-from the base name, size from a tag like `7b` or `270m`, capabilities from markers such as `embed` or `qwen3`).
+from the base name, size from a tag like `7b` or `270m`, capabilities from markers such as `embed`, `qwen3`, `vision`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import functools
 import hashlib
 import re
 
-from sim.engine import is_embedding_model, is_thinking_model
+from sim.engine import is_embedding_model, is_thinking_model, is_vision_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +186,7 @@ def model_card(name: str) -> ModelCard:
         caps.append('tools')
     if is_thinking_model(name):
         caps.append('thinking')
-    if 'llava' in name or 'vision' in name:
+    if is_vision_model(name):  # llava, *-vision, qwen2.5vl, gemma3 (but not gemma3:270m / gemma3:1b), ...
         caps.append('vision')
     # Q4_K_M is about 4.85 bits a weight.
     return ModelCard(

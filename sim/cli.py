@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--thinking-tokens', type=int, default=8)
     parser.add_argument('--load-ms', type=float, default=0.0, help='Ollama: delay when a model is cold')
     parser.add_argument('--version', dest='engine_version', help='version the engine reports')
+    parser.add_argument(
+        '--schema-violation', action='store_true', help='structured output breaks its schema (valid JSON, wrong shape)'
+    )
+    parser.add_argument(
+        '--no-reasoning-parser',
+        dest='reasoning_parser',
+        action='store_false',
+        help='vLLM: reasoning stays in the content as <think>...</think> (no --reasoning-parser)',
+    )
     parser.add_argument('--no-uvloop', action='store_true', help='use the stdlib event loop even if uvloop is there')
     return parser
 
@@ -58,6 +67,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         thinking_tokens=args.thinking_tokens,
         load_ms=args.load_ms,
         version=args.engine_version,
+        schema_violation=args.schema_violation,
+        reasoning_parser=args.reasoning_parser,
     )
 
 

@@ -46,6 +46,12 @@ class SimConfig:
     thinking_tokens: int = 8  # reasoning tokens before the answer when a thinking model is asked to think
     load_ms: float = 0.0  # Ollama: delay when a model is not loaded yet (reported as load_duration)
     version: str | None = None
+    # Structured output (vLLM response_format, Ollama format) comes back as valid JSON that breaks the schema, so
+    # that a gateway's output validation can be tested.
+    schema_violation: bool = False
+    # vLLM: started with --reasoning-parser (reasoning in message.reasoning / delta.reasoning). False: the
+    # reasoning stays in the content, between <think> and </think>, as a server without the parser sends it.
+    reasoning_parser: bool = True
 
     def resolved(self, engine: Engine) -> SimConfig:
         """A copy with the engine defaults filled in."""
@@ -101,6 +107,7 @@ _INTS = frozenset(
 )
 _OPTIONAL_INTS = frozenset({'queue_limit'})
 _OPTIONAL_STRS = frozenset({'fault', 'version'})
+_BOOLS = frozenset({'schema_violation', 'reasoning_parser'})
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -114,6 +121,10 @@ def _coerce(key: str, value: Any) -> Any:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f'{key} must be an integer')
+        return value
+    if key in _BOOLS:
+        if not isinstance(value, bool):
+            raise ValueError(f'{key} must be true or false')
         return value
     if key in _OPTIONAL_STRS:
         if value is None or value == '' or (key == 'fault' and value == 'none'):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal
@@ -16,24 +17,10 @@ from sim.http import AbortConnection, CloseConnection, EarlyResponse, Handler, R
 from sim.slots import QueueFull, Slots
 from sim.stats import SimStats
 from sim.text import apply_stop, expected_thinking_tokens, expected_tokens
+from sim.tools import TOOL_CALL_TOKENS, ToolCall
 
-StepKind = Literal['thinking', 'content', 'tool']  # a 'tool' step carries no text: the job's tool_call
+StepKind = Literal['thinking', 'content', 'tool']  # a 'tool' step's text is the index of the job's tool call
 Step = tuple[StepKind, str]
-
-
-class ToolCall:
-    """The one tool call a fake model makes: the first tool, with fixed arguments."""
-
-    __slots__ = ('arguments', 'name')
-
-    def __init__(self, name: str, arguments: dict[str, Any]) -> None:
-        self.name = name
-        self.arguments = arguments
-
-
-TOOL_TRIGGER_WORD = 'weather'
-TOOL_ARGUMENTS: dict[str, Any] = {'location': 'Paris'}
-TOOL_CALL_TOKENS = 10  # what a tool call "costs" in completion tokens
 
 
 class Job:
@@ -54,7 +41,7 @@ class Job:
         't_loaded',
         't_start',
         'thinking',
-        'tool_call',
+        'tool_calls',
     )
 
     def __init__(self, model: str, prompt_tokens: int) -> None:
@@ -62,7 +49,7 @@ class Job:
         self.prompt_tokens = prompt_tokens
         self.thinking: Sequence[str] = ()  # reasoning tokens, emitted first
         self.content: Sequence[str] = ()  # answer tokens
-        self.tool_call: ToolCall | None = None  # instead of an answer
+        self.tool_calls: list[ToolCall] = []  # instead of an answer
         self.completion_tokens = 0
         self.finish = 'stop'  # 'stop' | 'length'
         self.stop_reason: str | None = None  # the stop sequence that ended the answer
@@ -79,13 +66,14 @@ class Job:
         return ''.join(self.thinking)
 
     def step_count(self) -> int:
-        return len(self.thinking) + (1 if self.tool_call is not None else len(self.content))
+        return len(self.thinking) + (len(self.tool_calls) or len(self.content))
 
     def steps(self) -> list[Step]:
-        """What a stream emits, in order: thinking tokens, then the tool call or the answer tokens."""
+        """What a stream emits, in order: thinking tokens, then the tool calls (one step each) or the answer
+        tokens."""
         out: list[Step] = [('thinking', t) for t in self.thinking]
-        if self.tool_call is not None:
-            out.append(('tool', ''))
+        if self.tool_calls:
+            out.extend(('tool', str(k)) for k in range(len(self.tool_calls)))
         else:
             out.extend(('content', t) for t in self.content)
         return out
@@ -97,15 +85,19 @@ class Job:
         limit: int | None,
         stops: Sequence[str] = (),
         thinking: int = 0,
+        pieces: Sequence[str] | None = None,
     ) -> None:
         """Plan `thinking` reasoning tokens, then the answer of `natural` tokens, all within `limit` tokens
-        (None: no limit), cut at the first stop sequence."""
+        (None: no limit), cut at the first stop sequence. `pieces` replaces the vocabulary answer (a structured
+        output's JSON, for instance): its pieces are the tokens and `natural` is ignored."""
         think = thinking if limit is None else min(thinking, limit)
         if think:
             self.thinking = expected_thinking_tokens(seed_text, think)
         room = None if limit is None else limit - think
+        if pieces is not None:
+            natural = len(pieces)
         n = natural if room is None else min(natural, room)
-        tokens: Sequence[str] = expected_tokens(seed_text, n)
+        tokens: Sequence[str] = expected_tokens(seed_text, n) if pieces is None else tuple(pieces[:n])
         if stops:
             tokens, consumed, self.stop_reason = apply_stop(tokens, stops)
         else:
@@ -115,19 +107,12 @@ class Job:
         if self.stop_reason is None and room is not None and room < natural:
             self.finish = 'length'
 
-    def plan_tool_call(self, name: str) -> None:
-        self.tool_call = ToolCall(name, dict(TOOL_ARGUMENTS))
-        self.completion_tokens = TOOL_CALL_TOKENS
-
-
-def wants_tool_call(tools: Any, seed_text: str) -> str | None:
-    """The tool to call: the first one, when the request offers tools and the user mentions the weather."""
-    if not isinstance(tools, list) or not tools or TOOL_TRIGGER_WORD not in seed_text.lower():
-        return None
-    first = tools[0]
-    function = first.get('function') if isinstance(first, dict) else None
-    name = function.get('name') if isinstance(function, dict) else None
-    return name if isinstance(name, str) and name else None
+    def plan_tool_calls(self, calls: list[ToolCall], seed_text: str = '', thinking: int = 0) -> None:
+        """Plan `thinking` reasoning tokens, then `calls` (TOOL_CALL_TOKENS completion tokens each)."""
+        if thinking:
+            self.thinking = expected_thinking_tokens(seed_text, thinking)
+        self.tool_calls = calls
+        self.completion_tokens = thinking + TOOL_CALL_TOKENS * len(calls)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -137,9 +122,35 @@ def is_thinking_model(name: str) -> bool:
 
 
 @functools.lru_cache(maxsize=1024)
+def is_reranker_model(name: str) -> bool:
+    """A cross-encoder (vLLM: served by /rerank and /score, not by chat or /v1/embeddings)."""
+    return 'rerank' in name.lower()
+
+
+@functools.lru_cache(maxsize=1024)
 def is_embedding_model(name: str) -> bool:
     lowered = name.lower()
+    if is_reranker_model(lowered):  # 'BAAI/bge-reranker-v2-m3' is no embedding model despite its 'bge-'
+        return False
     return any(marker in lowered for marker in ('embed', 'bge-', 'bge_', 'e5-', 'gte-', 'minilm'))
+
+
+def is_pooling_model(name: str) -> bool:
+    """A model vLLM serves with its pooling runner: no chat or completions routes."""
+    return is_embedding_model(name) or is_reranker_model(name)
+
+
+_VISION_MARKERS = ('vl', 'vision', 'llava', 'pixtral', 'gemma-3', 'gemma3')
+_TEXT_ONLY_GEMMA3 = re.compile(r'gemma-?3[^/]*?[-:](270m|1b)(?![a-z0-9])')
+
+
+@functools.lru_cache(maxsize=1024)
+def is_vision_model(name: str) -> bool:
+    """A model that takes images: a name with a multimodal marker (Gemma 3 except the text-only 270M and 1B)."""
+    lowered = name.lower()
+    if _TEXT_ONLY_GEMMA3.search(lowered):
+        return False
+    return any(marker in lowered for marker in _VISION_MARKERS)
 
 
 def dumps(obj: Any) -> bytes:

@@ -2,263 +2,65 @@
 
 Wire rules reproduced: NDJSON streams (`application/x-ndjson`, one object per line), `stream` true unless it is
 false, `created_at` RFC 3339 UTC with nanoseconds, durations as integer nanoseconds, `{"error": "..."}` bodies,
-`done_reason` stop/length/load/unload, tool-call arguments as JSON objects, `message.thinking` fragments.
+`done_reason` stop/length/load/unload, tool-call arguments as JSON objects (every call of an answer in one
+chunk, as Ollama's tool parser hands them over whole), `message.thinking` fragments, `format` ("json" or a JSON
+Schema) and `images` for models with the `vision` capability.
+
+This module holds the inference routes; the model registry and the other routes are in sim.ollama_models.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-from sim.catalog import LICENSE, ModelCard, model_card, normalize_name
+from sim.catalog import ModelCard
 from sim.config import SimConfig
-from sim.engine import BaseEngine, Job, dumps, json_object, wants_tool_call
+from sim.engine import Job, dumps
 from sim.http import Request, Response, StreamResponse
+from sim.ollama_models import NDJSON, OllamaModels, keep_alive_seconds, rfc3339_nano
 from sim.stats import SimStats
+from sim.structured import Constraint, constrained_text, json_pieces
 from sim.text import (
     chat_prompt,
     count_prompt_tokens,
     embedding_vector,
+    expected_text,
     prompt_token_ids,
+    seed_message,
+    vision_seed_text,
     word_id,
 )
+from sim.tools import auto_tool_calls
 
-NDJSON = 'application/x-ndjson'
-DEFAULT_KEEP_ALIVE_S = 300.0
-FOREVER_S = 100 * 365 * 86400.0  # a negative keep_alive keeps the model loaded "forever"
-BUSY_MESSAGE = 'server busy, please try again.  maximum pending requests exceeded'
-FAULT_MESSAGE = 'llama runner process has terminated: exit status 2'
-
-_second_cache: tuple[int, str] = (-1, '')
+# Ollama answers images sent to a model without a vision projector with this runner error.
+NO_VISION_MESSAGE = 'this model is missing data required for image input'
+TOOL_CALL_IDS_SINCE = (0, 12, 10)  # the release that added `id` to tool calls ("call_" + 8 characters)
+_ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
 
 
-def rfc3339_nano(ns: int | None = None) -> str:
-    """Go's time.RFC3339Nano for a UTC instant: nanoseconds with trailing zeros trimmed, 'Z' suffix."""
-    global _second_cache
-    if ns is None:
-        ns = time.time_ns()
-    seconds, frac = divmod(ns, 1_000_000_000)
-    if _second_cache[0] != seconds:
-        _second_cache = (seconds, time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds)))
-    base = _second_cache[1]
-    if not frac:
-        return base + 'Z'
-    return f'{base}.{frac:09d}'.rstrip('0') + 'Z'
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    """'0.12.10' -> (0, 12, 10); a version the fake cannot read counts as the newest."""
+    parts = re.findall(r'\d+', version or '')
+    return tuple(int(p) for p in parts[:3]) if parts else (1_000_000,)
 
 
-_DURATION_PART = re.compile(r'(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)')
-_UNIT_S = {'ns': 1e-9, 'us': 1e-6, 'µs': 1e-6, 'ms': 1e-3, 's': 1.0, 'm': 60.0, 'h': 3600.0}
+def images_in(message: Any) -> int:
+    images = message.get('images') if isinstance(message, Mapping) else None
+    return len(images) if isinstance(images, list) else 0
 
 
-def keep_alive_seconds(value: Any) -> float | None:
-    """`keep_alive` as seconds: a number of seconds or a Go duration ("5m", "1h30m", "-1"). None if invalid."""
-    if value is None:
-        return DEFAULT_KEEP_ALIVE_S
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    sign = -1.0 if text.startswith('-') else 1.0
-    text = text.lstrip('+-')
-    parts = _DURATION_PART.findall(text)
-    if not parts or ''.join(n + u for n, u in parts) != text:
-        return None
-    return sign * sum(float(n) * _UNIT_S[u] for n, u in parts)
-
-
-class OllamaEngine(BaseEngine):
-    engine = 'ollama'
-    json_content_type = 'application/json; charset=utf-8'
-
+class OllamaEngine(OllamaModels):
     def __init__(self, config: SimConfig, stats: SimStats) -> None:
         super().__init__(config, stats)
-        started = rfc3339_nano()
-        self.modified_at: dict[str, str] = {normalize_name(m): started for m in config.models or []}
-        # model -> (expires at, time.time() seconds; context length it was loaded with)
-        self.loaded: dict[str, tuple[float, int]] = {}
-        self._index_key: tuple[str, ...] | None = None
-        self._index_cache: dict[str, ModelCard] = {}
-        for method, path in (('GET', '/'), ('HEAD', '/')):
-            self.route(method, path, self.root)
-        self.route('GET', '/api/version', self.version)
-        self.route('GET', '/api/tags', self.tags)
-        self.route('GET', '/api/ps', self.ps)
-        self.route('POST', '/api/show', self.show)
-        self.route('POST', '/api/pull', self.pull)
-        self.route('DELETE', '/api/delete', self.delete)
         self.route('POST', '/api/chat', self.chat, inference=True)
         self.route('POST', '/api/generate', self.generate, inference=True)
         self.route('POST', '/api/embed', self.embed, inference=True)
         self.route('POST', '/api/embeddings', self.embeddings, inference=True)
-
-    # -- errors -------------------------------------------------------------------------------------------------
-    def error_response(self, status: int, message: str) -> Response:
-        return self.json({'error': message}, status)
-
-    def busy_response(self) -> Response:
-        return self.error_response(503, BUSY_MESSAGE)
-
-    def fault_response(self) -> Response:
-        return self.error_response(500, FAULT_MESSAGE)
-
-    def _not_found_model(self, name: str) -> Response:
-        return self.error_response(404, f"model '{name}' not found")
-
-    def _body(self, request: Request) -> dict[str, Any] | Response:
-        if not request.body.strip():
-            return self.error_response(400, 'missing request body')
-        body = json_object(request.body)
-        if body is None:
-            return self.error_response(400, 'invalid character in request body: expected a JSON object')
-        return body
-
-    # -- model registry -----------------------------------------------------------------------------------------
-    def _index(self) -> dict[str, ModelCard]:
-        """Normalised name -> card for the configured models (rebuilt when the model list changes)."""
-        models = tuple(self.config.models or ())
-        if self._index_key != models:
-            self._index_cache = {normalize_name(m): model_card(normalize_name(m)) for m in models}
-            self._index_key = models
-            now = rfc3339_nano()
-            for name in self._index_cache:
-                self.modified_at.setdefault(name, now)  # a model added through the knobs was "created" now
-        return self._index_cache
-
-    def find(self, name: Any) -> ModelCard | None:
-        if not isinstance(name, str) or not name:
-            return None
-        return self._index().get(normalize_name(name))
-
-    def _cards(self) -> list[ModelCard]:
-        return list(self._index().values())
-
-    def _touch(self, card: ModelCard, keep_alive_s: float, num_ctx: int | None) -> float:
-        """Mark `card` loaded (until now + keep_alive) and return the load delay this request pays, in seconds."""
-        now = time.time()
-        entry = self.loaded.get(card.name)
-        cold = entry is None or entry[0] <= now
-        ttl = FOREVER_S if keep_alive_s < 0 else keep_alive_s
-        ctx = num_ctx if num_ctx and num_ctx > 0 else (entry[1] if entry else self.config.context_length)
-        self.loaded[card.name] = (now + ttl, ctx)
-        return self.config.load_ms / 1000 if cold else 0.0
-
-    def _entry(self, card: ModelCard, expires: float, ctx: int) -> dict[str, Any]:
-        return {
-            'name': card.name,
-            'model': card.name,
-            'size': card.size,
-            'digest': card.digest,
-            'details': card.details(),
-            'expires_at': rfc3339_nano(int(expires * 1e9)),
-            'size_vram': card.size,
-            'context_length': ctx,
-        }
-
-    # -- informational routes -----------------------------------------------------------------------------------
-    async def root(self, request: Request) -> Response:
-        return Response(200, b'Ollama is running', 'text/plain; charset=utf-8')
-
-    async def version(self, request: Request) -> Response:
-        return self.json({'version': self.config.version or '0.12.0'})
-
-    async def tags(self, request: Request) -> Response:
-        models = [
-            {
-                'name': c.name,
-                'model': c.name,
-                'modified_at': self.modified_at[c.name],
-                'size': c.size,
-                'digest': c.digest,
-                'details': c.details(),
-            }
-            for c in self._cards()
-        ]
-        return self.json({'models': models})
-
-    async def ps(self, request: Request) -> Response:
-        now = time.time()
-        known = {c.name: c for c in self._cards()}
-        models = [
-            self._entry(known[name], expires, ctx)
-            for name, (expires, ctx) in self.loaded.items()
-            if expires > now and name in known
-        ]
-        return self.json({'models': models})
-
-    async def show(self, request: Request) -> Response:
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get('model') or body.get('name')
-        if not name:
-            return self.error_response(400, 'model is required')
-        card = self.find(name)
-        if card is None:
-            return self._not_found_model(name)
-        return self.json(
-            {
-                'license': LICENSE,
-                'modelfile': card.modelfile(),
-                'parameters': card.parameters(),
-                'template': card.template(),
-                'details': card.details(),
-                'model_info': card.model_info(self.config.context_length),
-                'capabilities': list(card.capabilities),
-                'modified_at': self.modified_at[card.name],
-            }
-        )
-
-    # -- model management ---------------------------------------------------------------------------------------
-    async def pull(self, request: Request) -> Response | StreamResponse:
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get('model') or body.get('name')
-        if not isinstance(name, str) or not name:
-            return self.error_response(400, 'model is required')
-        normalized = normalize_name(name)
-        card = model_card(normalized)
-        if self.find(normalized) is None:
-            models = self.config.models if self.config.models is not None else []
-            models.append(normalized)
-            self.config.models = models
-        self.modified_at[normalized] = rfc3339_nano()
-        if body.get('stream') is False:
-            return self.json({'status': 'success'})
-        return StreamResponse(self._pull_lines(card), NDJSON)
-
-    async def _pull_lines(self, card: ModelCard) -> AsyncIterator[bytes]:
-        yield dumps({'status': 'pulling manifest'}) + b'\n'
-        layers = [(card.digest, card.size), (card.digest[::-1], 12_403)]
-        for digest, total in layers:
-            status = f'pulling {digest[:12]}'
-            for completed in (0, total // 2, total):
-                line = {'status': status, 'digest': f'sha256:{digest}', 'total': total, 'completed': completed}
-                yield dumps(line) + b'\n'
-        for status in ('verifying sha256 digest', 'writing manifest', 'success'):
-            yield dumps({'status': status}) + b'\n'
-
-    async def delete(self, request: Request) -> Response:
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
-        name = body.get('model') or body.get('name')
-        card = self.find(name)
-        if card is None:
-            return self._not_found_model(str(name or ''))
-        self.config.models = [m for m in self.config.models or [] if normalize_name(m) != card.name]
-        self.loaded.pop(card.name, None)
-        return Response(200, b'', None)
 
     # -- inference ----------------------------------------------------------------------------------------------
     def _common(self, body: dict[str, Any]) -> tuple[ModelCard, str, dict[str, Any], float] | Response:
@@ -284,13 +86,44 @@ class OllamaEngine(BaseEngine):
             return self.error_response(400, f"'{name}' does not support thinking")
         return wants
 
-    def _plan(self, job: Job, seed: str, options: dict[str, Any], thinking: bool) -> None:
+    def _constraint(self, body: dict[str, Any]) -> Constraint | Response | None:
+        """`format`: "json" (any JSON object) or a JSON Schema object; null and "" mean none. Anything else is
+        the runner's error, a 500 as Ollama reports it."""
+        fmt = body.get('format')
+        if fmt is None or fmt == '':
+            return None
+        if fmt == 'json':
+            return 'object', None
+        if isinstance(fmt, dict):
+            return 'schema', fmt
+        shown = dumps(fmt).decode()
+        return self.error_response(500, f'invalid format: {shown}; expected "json" or a valid JSON Schema object')
+
+    def _plan(
+        self,
+        job: Job,
+        seed: str,
+        options: dict[str, Any],
+        thinking: bool,
+        constraint: Constraint | None = None,
+    ) -> None:
         limit = options.get('num_predict')
         # num_predict -1 (infinite) and -2 (fill the context) do not shorten the answer.
         limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else None
         stops = options.get('stop') or []
         stops = [stops] if isinstance(stops, str) else [s for s in stops if isinstance(s, str)]
-        job.plan_answer(seed, self.config.tokens, limit, stops, self.config.thinking_tokens if thinking else 0)
+        pieces = None
+        if constraint is not None:
+            answer = expected_text(seed, self.config.tokens)
+            pieces = json_pieces(constrained_text(constraint, seed, answer, self.config.schema_violation))
+        think = self.config.thinking_tokens if thinking else 0
+        job.plan_answer(seed, self.config.tokens, limit, stops, think, pieces)
+
+    def _inputs(self, card: ModelCard, images: int, body: dict[str, Any]) -> Constraint | Response | None:
+        """Images only for a model with vision, then the `format` constraint (or the error refusing either)."""
+        if images and 'vision' not in card.capabilities:
+            return self.error_response(400, NO_VISION_MESSAGE)
+        return self._constraint(body)
 
     @staticmethod
     def _metrics(job: Job) -> dict[str, int]:
@@ -305,10 +138,16 @@ class OllamaEngine(BaseEngine):
         }
 
     def _tool_calls(self, job: Job) -> list[dict[str, Any]]:
-        assert job.tool_call is not None
-        call_id = f'call_{job.t_start & 0xFFFFFFFF:08x}'
-        function = {'index': 0, 'name': job.tool_call.name, 'arguments': job.tool_call.arguments}
-        return [{'id': call_id, 'function': function}]
+        """The calls as Ollama marshals them; `id` only from the release that added it (the `version` knob)."""
+        with_ids = version_tuple(self.config.version) >= TOOL_CALL_IDS_SINCE
+        calls: list[dict[str, Any]] = []
+        for k, call in enumerate(job.tool_calls):
+            entry: dict[str, Any] = {}
+            if with_ids:
+                entry['id'] = 'call_' + ''.join(random.choices(_ID_ALPHABET, k=8))
+            entry['function'] = {'index': k, 'name': call.name, 'arguments': call.arguments}
+            calls.append(entry)
+        return calls
 
     async def chat(self, request: Request) -> Response | StreamResponse:
         body = self._body(request)
@@ -329,6 +168,13 @@ class OllamaEngine(BaseEngine):
         tools = body.get('tools')
         if tools and 'tools' not in card.capabilities:
             return self.error_response(400, f'registry.ollama.ai/library/{card.name} does not support tools')
+        images = 0
+        for m in messages:
+            if isinstance(m, dict) and 'images' in m:  # the common text-only chat pays one lookup per message
+                images += images_in(m)
+        constraint = self._inputs(card, images, body)
+        if isinstance(constraint, Response):
+            return constraint
         load_s = self._touch(card, keep_alive, options.get('num_ctx'))
         if not messages:
             reason = 'unload' if keep_alive == 0 else 'load'
@@ -337,21 +183,22 @@ class OllamaEngine(BaseEngine):
                 {'model': name, 'created_at': rfc3339_nano(), 'message': empty, 'done_reason': reason, 'done': True}
             )
         prompt_tokens, seed = chat_prompt(messages)
+        if images:
+            seed = vision_seed_text(seed, images_in(seed_message(messages)))
         job = Job(card.name, prompt_tokens)
         job.load_s = load_s
-        tool = wants_tool_call(tools, seed)
-        if tool is not None:
-            job.plan_tool_call(tool)
+        calls = auto_tool_calls(tools, messages) if tools else []
+        if calls:
+            job.plan_tool_calls(calls, seed, self.config.thinking_tokens if thinking else 0)
         else:
-            self._plan(job, seed, options, thinking)
+            self._plan(job, seed, options, thinking, constraint)
         if body.get('stream') is False:
             await self.complete(job)
-            content = job.text
-            message: dict[str, Any] = {'role': 'assistant', 'content': content}
+            message: dict[str, Any] = {'role': 'assistant', 'content': job.text}
             thoughts = job.reasoning
             if thoughts:
                 message['thinking'] = thoughts
-            if job.tool_call is not None:
+            if job.tool_calls:
                 message['tool_calls'] = self._tool_calls(job)
             return self.json(
                 {
@@ -366,14 +213,17 @@ class OllamaEngine(BaseEngine):
         return StreamResponse(self._chat_lines(job, name), NDJSON)
 
     async def _chat_lines(self, job: Job, name: str) -> AsyncIterator[bytes]:
+        last_call = str(len(job.tool_calls) - 1)
         async with aclosing(self.steps(job)) as steps:
             async for kind, text in steps:
                 if kind == 'content':
                     message: dict[str, Any] = {'role': 'assistant', 'content': text}
                 elif kind == 'thinking':
                     message = {'role': 'assistant', 'content': '', 'thinking': text}
-                else:
+                elif text == last_call:  # the calls go out together, once the last one is complete
                     message = {'role': 'assistant', 'content': '', 'tool_calls': self._tool_calls(job)}
+                else:
+                    continue
                 yield dumps({'model': name, 'created_at': rfc3339_nano(), 'message': message, 'done': False}) + b'\n'
         final = {
             'model': name,
@@ -401,6 +251,10 @@ class OllamaEngine(BaseEngine):
         prompt = body.get('prompt') or ''
         if not isinstance(prompt, str):
             return self.error_response(400, 'prompt must be a string')
+        images = images_in(body)
+        constraint = self._inputs(card, images, body)
+        if isinstance(constraint, Response):
+            return constraint
         load_s = self._touch(card, keep_alive, options.get('num_ctx'))
         if not prompt:
             reason = 'unload' if keep_alive == 0 else 'load'
@@ -413,12 +267,11 @@ class OllamaEngine(BaseEngine):
         context_in = [i for i in context_in if isinstance(i, int)] if isinstance(context_in, list) else []
         job = Job(card.name, count_prompt_tokens(texts) + len(context_in))
         job.load_s = load_s
-        self._plan(job, prompt, options, thinking)
+        self._plan(job, vision_seed_text(prompt, images), options, thinking, constraint)
         context = context_in + prompt_token_ids(texts)
         if body.get('stream') is False:
             await self.complete(job)
-            response = job.text
-            out: dict[str, Any] = {'model': name, 'created_at': rfc3339_nano(), 'response': response}
+            out: dict[str, Any] = {'model': name, 'created_at': rfc3339_nano(), 'response': job.text}
             thoughts = job.reasoning
             if thoughts:
                 out['thinking'] = thoughts

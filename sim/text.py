@@ -3,8 +3,9 @@
 Tests predict what a fake engine will say with `expected_text` / `expected_tokens`, so the rule is part of the
 public contract and must not change casually:
 
-* The seed text is the content of the last message with role ``user`` (chat; the last message of any role when
-  there is no user message, '' when there are no messages), or the prompt (generate, completions).
+* The seed text is the content of the last message with role ``user`` (chat; the content of the last message
+  when that is a tool result (role ``tool``), or when there is no user message; '' when there are no messages),
+  or the prompt (generate, completions). A request carrying images adds a marker, see `vision_seed_text`.
 * The answer is a sequence of words from the 64-word `VOCABULARY`: word i is VOCABULARY[b & 63] where b is byte
   i of the byte stream BLAKE2b-512(k as 8 bytes little-endian + seed text as UTF-8) for k = 0, 1, 2, ...
   Token 0 is the first word; every later token is a space followed by the next word, so the text of n tokens
@@ -167,13 +168,28 @@ def content_text(content: Any) -> str:
     return ''
 
 
-def chat_seed_text(messages: Sequence[Any]) -> str:
-    """The seed text of a chat: the last user message's content (see the module docstring)."""
+def seed_message(messages: Sequence[Any]) -> Mapping[str, Any] | None:
+    """The message whose content seeds a chat's answer: the tool result that ends the chat, else the last user
+    message, else the last message (None when there are none)."""
     dicts = [m for m in messages if isinstance(m, Mapping)]
+    if dicts and dicts[-1].get('role') == 'tool':
+        return dicts[-1]
     for m in reversed(dicts):
         if m.get('role') == 'user':
-            return content_text(m.get('content'))
-    return content_text(dicts[-1].get('content')) if dicts else ''
+            return m
+    return dicts[-1] if dicts else None
+
+
+def chat_seed_text(messages: Sequence[Any]) -> str:
+    """The seed text of a chat: the content of `seed_message` (see the module docstring)."""
+    message = seed_message(messages)
+    return content_text(message.get('content')) if message is not None else ''
+
+
+def vision_seed_text(text: str, images: int) -> str:
+    """The seed text of a prompt that came with `images` images: the text, then a line `[images: N]`, so that a
+    test can tell from the answer that the images arrived (and how many)."""
+    return f'{text}\n[images: {images}]' if images > 0 else text
 
 
 def chat_prompt_texts(messages: Sequence[Any]) -> list[str]:
@@ -196,6 +212,9 @@ def chat_prompt(messages: Sequence[Any]) -> tuple[int, str]:
         last = text
         if m.get('role') == 'user':
             seed = text
+    # A chat that ends with a tool result is answered from that result (sim.tools: no call follows it).
+    if messages and isinstance(messages[-1], dict) and messages[-1].get('role') == 'tool':
+        return count, last
     return count, last if seed is None else seed
 
 

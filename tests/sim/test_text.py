@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sim import VOCABULARY, chat_seed_text, count_prompt_tokens, expected_text, expected_tokens
-from sim.text import apply_stop, embedding_vector
+from sim.text import apply_stop, chat_prompt, embedding_vector, vision_seed_text
 
 
 def test_answers_are_deterministic_and_prefix_stable() -> None:
@@ -27,6 +27,14 @@ def test_seed_and_prompt_count() -> None:
     assert chat_seed_text([{'role': 'system', 'content': 'only'}]) == 'only'
     assert chat_seed_text([]) == ''
     assert count_prompt_tokens(['be brief', 'first question', 'an answer', 'second']) == 11
+    # A chat that ends with a tool result is answered from that result.
+    tool_turn = [*messages, {'role': 'assistant', 'content': ''}, {'role': 'tool', 'content': 'sunny'}]
+    assert chat_seed_text(tool_turn) == 'sunny'
+    assert chat_prompt(tool_turn) == (
+        count_prompt_tokens(['be brief', 'first question', 'an answer', 'second', '', 'sunny']),
+        'sunny',
+    )
+    assert vision_seed_text('look', 2) == 'look\n[images: 2]' and vision_seed_text('look', 0) == 'look'
 
 
 def test_stop_cuts_inside_a_token() -> None:
