@@ -27,16 +27,19 @@ from core.api_keys import Principal
 from core.audit import AuditRecord, AuditWriter
 from core.config import Settings
 from core.errors import InvalidRequest, MindRouterError, RequestTooLarge
-from core.gateway.service import Gateway, StreamBroken, UpstreamStream
+from core.gateway.image_fetch import prepare_images
+from core.gateway.service import Answered, Gateway, StreamBroken, UpstreamStream
 from core.metrics import GatewayMetrics
 from core.models import utcnow
 from core.quotas import QuotaGuard
 from core.scheduler.cost import chat_cost, embedding_cost
 from core.scheduler.scheduler import Requester
 from core.translate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from core.translate.schema import answer_conforms
 from core.translate.streaming import StreamEncoder
 
 T = TypeVar('T')
+A = TypeVar('A')
 
 CLIENT_CLOSED = 499  # nginx's code for "the client went away first"; only ever seen in the audit trail
 
@@ -139,9 +142,11 @@ async def complete(exchange: Exchange, chat: ChatRequest,
                    render: Callable[[ChatResponse, Exchange], dict[str, Any]]) -> Response:
     """A non-streaming chat or completion, rendered by the dialect."""
     chat.model = exchange.gateway.resolve(chat.model)
+    chat.request_id = exchange.request_id
     prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
     try:
         await exchange.admit()
+        await _prepare_images(exchange, chat)
         requester = exchange.chat_requester(chat)
         result = await _until_disconnect(exchange.request, exchange.gateway.complete(chat, requester))
     except asyncio.CancelledError:
@@ -155,7 +160,10 @@ async def complete(exchange: Exchange, chat: ChatRequest,
     response = JSONResponse(render(answer, exchange))
     overhead = _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms,
                                result.timing.backend_ms)
-    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=chat.model,
+    valid = answer_conforms(chat, answer.content, answer.tool_calls)
+    if valid is not None:
+        response.headers['X-MindRouter-Schema-Valid'] = 'true' if valid else 'false'
+    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=chat.model, schema_valid=valid,
                     backend_id=result.backend.id, backend_name=result.backend.name,
                     prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
                     queue_ms=result.timing.queue_ms,
@@ -167,9 +175,11 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
                  ) -> Response:
     """A streaming chat or completion: the engine's chunks re-framed one by one in the client's dialect."""
     chat.model = exchange.gateway.resolve(chat.model)
+    chat.request_id = exchange.request_id
     prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
     try:
         await exchange.admit()
+        await _prepare_images(exchange, chat)
         requester = exchange.chat_requester(chat)
         upstream = await exchange.gateway.open_stream(chat, requester)
     except MindRouterError as exc:  # before any byte: a normal error response in the dialect
@@ -223,22 +233,29 @@ class _RelayResponse(StreamingResponse):
 async def embed(exchange: Exchange, request: EmbeddingRequest,
                 render: Callable[[EmbeddingResponse, Exchange], dict[str, Any]]) -> Response:
     request.model = exchange.gateway.resolve(request.model)
+    return await one_shot(exchange, request.model, embedding_cost(request),
+                          lambda requester: exchange.gateway.embed(request, requester), render,
+                          lambda answer: answer.prompt_tokens)
+
+
+async def one_shot(exchange: Exchange, model: str, cost: int, work: Callable[[Requester], Awaitable[Answered[A]]],
+                   render: Callable[[A, Exchange], dict[str, Any]], prompt_tokens: Callable[[A], int]) -> Response:
+    """A request with one answer and no stream (embeddings, rerank, score): admitted, scheduled, audited."""
     try:
         await exchange.admit()
-        requester = exchange.requester(embedding_cost(request))
-        result = await _until_disconnect(exchange.request, exchange.gateway.embed(request, requester))
+        result = await _until_disconnect(exchange.request, work(exchange.requester(cost)))
     except asyncio.CancelledError:
-        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=request.model)
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=model)
         return Response(status_code=CLIENT_CLOSED)
     except MindRouterError as exc:
-        exchange.record(status='failed', http_status=exc.status_code, model=request.model, error=exc.message)
+        exchange.record(status='failed', http_status=exc.status_code, model=model, error=exc.message)
         raise
     response = JSONResponse(render(result.response, exchange))
     overhead = _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms,
                                result.timing.backend_ms)
-    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=request.model,
+    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=model,
                     backend_id=result.backend.id, backend_name=result.backend.name,
-                    prompt_tokens=result.response.prompt_tokens, queue_ms=result.timing.queue_ms)
+                    prompt_tokens=prompt_tokens(result.response), queue_ms=result.timing.queue_ms)
     return response
 
 
@@ -273,12 +290,20 @@ async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream
             upstream.release()  # synchronous, so the slot frees even inside a cancelled scope
             with anyio.CancelScope(shield=True):
                 await upstream.close()
+            text = ''.join(upstream.text)
+            valid = answer_conforms(chat, text, upstream.tool_calls) if status == 'completed' else None
             exchange.record(
                 status=status, http_status=http_status, model=chat.model, stream=True, error=error,
+                schema_valid=valid,
                 backend_id=upstream.backend.id, backend_name=upstream.backend.name,
                 prompt_tokens=upstream.usage.prompt_tokens, completion_tokens=upstream.usage.completion_tokens,
                 queue_ms=upstream.timing.queue_ms, ttft_ms=first_token_ms, prompt=prompt,
-                response=''.join(upstream.text) if exchange.settings.audit_log_responses else None)
+                response=text if exchange.settings.audit_log_responses else None)
+
+
+async def _prepare_images(exchange: Exchange, chat: ChatRequest) -> None:
+    if chat.has_images:
+        await prepare_images(chat, exchange.request.app.state.images, max_bytes=exchange.settings.image_max_bytes)
 
 
 async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -19,6 +19,7 @@ from core.cluster import ClusterStats
 from core.config import get_settings
 from core.db import dispose_database, get_database
 from core.gateway.engines import adapter_for
+from core.gateway.image_fetch import ImageFetcher
 from core.gateway.service import Gateway
 from core.gateway.upstream import UpstreamPool
 from core.jobs import BackgroundJobs, JobIntervals
@@ -106,6 +107,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                 context_cap=settings.context_length_cap,
                                 override_num_ctx=settings.ollama_override_num_ctx,
                                 cooldown=settings.backend_cooldown, on_failure=monitor.check_soon)
+    app.state.images = ImageFetcher(
+        max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,
+        allow_private=settings.image_fetch_allow_private,
+        allowed_hosts=[h.strip() for h in settings.image_fetch_allowed_hosts.split(',') if h.strip()])
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:
@@ -129,6 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if demo is not None:
             await demo.stop()
         await upstream.aclose()
+        await app.state.images.aclose()
         await control_client.aclose()
         await audit.stop()  # flushes what is still in memory
         await usage_writer.stop()

@@ -46,6 +46,7 @@ class AuditRecord:
     user_agent: str | None = None
     prompt: str | None = None
     response: str | None = None
+    schema_valid: bool | None = None
     created_at: datetime = field(default_factory=utcnow)
     completed_at: datetime | None = None
 

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     backend_read_timeout: float = Field(default=600.0, gt=0)  # never shorter than a cold model load
     backend_max_attempts: int = Field(default=3, ge=1, le=10)  # backends tried before the first byte
     queue_timeout: float = Field(default=120.0, gt=0)  # seconds a request waits for a free backend slot
+    image_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  # one image, inline or fetched
+    image_fetch_timeout: float = Field(default=10.0, gt=0)  # seconds for a whole http(s) image fetch
+    image_fetch_allow_private: bool = False  # let image URLs reach loopback/private/link-local addresses
+    image_fetch_allowed_hosts: str = ''  # comma-separated hosts image URLs may reach even when private
     context_length_cap: int = Field(default=32768, ge=512)  # num_ctx sent to Ollama: min(model max, this)
     ollama_override_num_ctx: bool = True  # replace a user's own num_ctx with the capped context length
     node_poll_interval: float = Field(default=10.0, gt=0)  # seconds between sidecar polls, one per node

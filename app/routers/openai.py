@@ -1,4 +1,5 @@
-"""OpenAI-compatible surface (/v1): chat, completions, embeddings and the model catalog."""
+"""OpenAI-compatible surface (/v1): chat, completions, embeddings, rerank and score (as vLLM serves them), and
+the model catalog with each model's modality."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from app.deps import Caller, require_api_key
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.errors import ModelNotFound
+from core.registry.families import modality
 from core.registry.view import CatalogEntry, RegistryView
+from core.scheduler.cost import CHARS_PER_TOKEN
 from core.translate import openai_dialect as dialect
+from core.translate import pooling
 from core.translate.openai_stream import OpenAIChatEncoder, OpenAICompletionEncoder
 
 router = APIRouter(prefix='/v1', tags=['OpenAI'])
@@ -49,6 +53,30 @@ async def embeddings(request: Request) -> Response:
         answer, model=wanted.model, encoding_format=wanted.encoding_format))
 
 
+@router.post('/rerank')
+async def rerank(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/v1/rerank')
+    wanted = pooling.parse_rerank(await inference.read_json(request, exchange.settings.max_request_bytes))
+    wanted.model = exchange.gateway.resolve(wanted.model)
+    cost = max(1, (len(wanted.query) * len(wanted.documents) + sum(map(len, wanted.documents))) // CHARS_PER_TOKEN)
+    return await inference.one_shot(
+        exchange, wanted.model, cost, lambda requester: exchange.gateway.rerank(wanted, requester),
+        lambda answer, ex: pooling.render_rerank(answer, wanted, request_id=ex.request_id),
+        lambda answer: answer.total_tokens)
+
+
+@router.post('/score')
+async def score(request: Request) -> Response:
+    exchange = Exchange(request, await require_api_key(request), '/v1/score')
+    wanted = pooling.parse_score(await inference.read_json(request, exchange.settings.max_request_bytes))
+    wanted.model = exchange.gateway.resolve(wanted.model)
+    cost = max(1, sum(map(len, wanted.text_1 * len(wanted.text_2) + wanted.text_2)) // CHARS_PER_TOKEN)
+    return await inference.one_shot(
+        exchange, wanted.model, cost, lambda requester: exchange.gateway.score(wanted, requester),
+        lambda answer, ex: pooling.render_score(answer, request_id=ex.request_id, created=ex.created),
+        lambda answer: answer.prompt_tokens)
+
+
 @router.get('/models')
 async def list_models(request: Request, caller: Caller) -> JSONResponse:
     registry: RegistryView = request.app.state.registry
@@ -68,4 +96,5 @@ async def get_model(model: str, request: Request, caller: Caller) -> JSONRespons
 def _model(entry: CatalogEntry) -> dict[str, Any]:
     info = entry.info
     return {'id': info.name, 'object': 'model', 'created': 0, 'owned_by': 'mindrouter',
-            'context_length': info.context_length, 'capabilities': sorted(info.capabilities)}
+            'context_length': info.context_length, 'modality': modality(info.capabilities),
+            'capabilities': sorted(info.capabilities)}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import orjson
 
-from core.errors import BackendUnavailable, ModelNotFound, UpstreamError
+from core.errors import BackendUnavailable, InvalidRequest, ModelNotFound, UpstreamError
 from core.gateway.engines import EngineAdapter
 from core.gateway.http import (
     EngineConnectionError,
@@ -24,11 +24,26 @@ from core.gateway.http import (
     UpstreamResponse,
     UpstreamTimeout,
 )
+from core.gateway.shaping import PromptSize, shape_for_backend
 from core.gateway.upstream import UpstreamPool
 from core.models import Engine
 from core.registry.view import BackendState, RegistryView
+from core.scheduler.cost import prompt_estimate
 from core.scheduler.scheduler import ANONYMOUS, FairScheduler, Requester, Slot
-from core.translate.canonical import ChatRequest, ChatResponse, Delta, EmbeddingRequest, EmbeddingResponse, Usage
+from core.translate import vllm_engine
+from core.translate.canonical import (
+    ChatRequest,
+    ChatResponse,
+    Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
+    ScoreRequest,
+    ScoreResponse,
+    ToolCall,
+    Usage,
+)
 from core.translate.engine_errors import EngineResponseError, EngineStreamError
 from core.translate.streaming import StreamParser
 
@@ -59,8 +74,10 @@ class Completion:
 
 
 @dataclass(slots=True)
-class Embeddings:
-    response: EmbeddingResponse
+class Answered(Generic[T]):
+    """A one-shot answer (embeddings, rerank, score), who gave it and how long it took."""
+
+    response: T
     backend: BackendState
     timing: Timing
 
@@ -79,6 +96,11 @@ class UpstreamStream:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     text: list[str] = field(default_factory=list)  # the answer, for the audit trail
+    _calls: dict[int, ToolCall] = field(default_factory=dict)  # tool calls, their arguments joined as they come
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [self._calls[index] for index in sorted(self._calls)]
 
     async def batches(self) -> AsyncIterator[list[Delta]]:
         """The deltas of each read from the engine, together: one write to the client per read, however
@@ -114,6 +136,10 @@ class UpstreamStream:
         for delta in deltas:
             if delta.content:
                 self.text.append(delta.content)
+            for fragment in delta.tool_calls:
+                call = self._calls.setdefault(fragment.index, ToolCall(id='', name='', arguments=''))
+                call.id, call.name = fragment.id or call.id, fragment.name or call.name
+                call.arguments += fragment.arguments
             if delta.finish_reason:
                 self.finish_reason = delta.finish_reason
             if delta.usage is not None:
@@ -136,22 +162,11 @@ class Gateway:
         self._cooldown = cooldown
         self._on_failure = on_failure
 
-    def for_backend(self, request: ChatRequest, backend: BackendState) -> ChatRequest:
-        """The request as this backend gets it. Ollama loads a model with the context its request names
-        (default 2-4k tokens, or whatever a user asks, up to what no GPU can hold): every request carries
-        `num_ctx` = the model's context length capped at CONTEXT_LENGTH_CAP (or an admin's per-model
-        override), so one model is loaded once, at a size an operator chose. A user's own num_ctx is kept
-        only when OLLAMA_OVERRIDE_NUM_CTX is off."""
-        if backend.engine != Engine.ollama:
-            return request
-        info = backend.models.get(request.model)
-        context = info.effective_context(self._context_cap) if info is not None else None
-        if context is None:
-            return request
-        if 'num_ctx' in request.backend_options and not self._override_num_ctx:
-            return request
-        options = {**request.backend_options, 'num_ctx': context}
-        return replace(request, backend_options=options)
+    def for_backend(self, request: ChatRequest, backend: BackendState, prompt: PromptSize | None = None
+                    ) -> ChatRequest:
+        """The request as this backend gets it (core.gateway.shaping: thinking, context, Ollama's num_ctx)."""
+        return shape_for_backend(request, backend, context_cap=self._context_cap,
+                                 override_num_ctx=self._override_num_ctx, prompt=prompt)
 
     def resolve(self, model: str) -> str:
         """The served model name, or ModelNotFound (404 in the caller's dialect)."""
@@ -161,27 +176,99 @@ class Gateway:
         return name
 
     async def complete(self, request: ChatRequest, requester: Requester = ANONYMOUS) -> Completion:
+        unfit = self._unfit_for_chat(request)
+        prompt = await self._prompt_size(request)
         response, backend, timing = await self._call(
             request.model, requester,
-            lambda adapter, backend: adapter.chat_request(self.for_backend(request, backend)),
-            lambda adapter, body: adapter.parse_chat_response(body),
-            lambda response: response.usage.total_tokens)
+            lambda adapter, backend: adapter.chat_request(self.for_backend(request, backend, prompt)),
+            lambda adapter, body: adapter.parse_chat_response(body, request),
+            lambda response: response.usage.total_tokens, unfit)
         return Completion(response, backend, timing)
 
-    async def embed(self, request: EmbeddingRequest, requester: Requester = ANONYMOUS) -> Embeddings:
+    async def embed(self, request: EmbeddingRequest, requester: Requester = ANONYMOUS
+                    ) -> Answered[EmbeddingResponse]:
         response, backend, timing = await self._call(
             request.model, requester, lambda adapter, _backend: adapter.embed_request(request),
             lambda adapter, body: adapter.parse_embed_response(body, request.model),
             lambda response: response.prompt_tokens)
-        return Embeddings(response, backend, timing)
+        return Answered(response, backend, timing)
+
+    async def rerank(self, request: RerankRequest, requester: Requester = ANONYMOUS) -> Answered[RerankResponse]:
+        """vLLM's /v1/rerank on a backend whose model is a reranker (Ollama serves none)."""
+        return await self._on_reranker(request.model, requester, vllm_engine.rerank_request(request),
+                                       lambda body: vllm_engine.parse_rerank_response(body, request),
+                                       lambda response: response.total_tokens)
+
+    async def score(self, request: ScoreRequest, requester: Requester = ANONYMOUS) -> Answered[ScoreResponse]:
+        """vLLM's /v1/score on a backend whose model is a reranker."""
+        return await self._on_reranker(request.model, requester, vllm_engine.score_request(request),
+                                       lambda body: vllm_engine.parse_score_response(body, request),
+                                       lambda response: response.prompt_tokens)
+
+    async def _on_reranker(self, model: str, requester: Requester, call: tuple[str, dict[str, Any]],
+                           parse: Callable[[dict[str, Any]], T], tokens: Callable[[T], int]) -> Answered[T]:
+        unfit = self._unfit(model, 'rerank', "is not a reranker: /v1/rerank and /v1/score need one (see /v1/models, "
+                            "modality 'reranking')", param='model')
+        response, backend, timing = await self._call(model, requester, lambda _adapter, _backend: call,
+                                                     lambda _adapter, body: parse(body), tokens, unfit)
+        return Answered(response, backend, timing)
+
+    def _unfit_for_chat(self, request: ChatRequest) -> frozenset[int]:
+        if not request.has_images:
+            return frozenset()
+        return self._unfit(request.model, 'vision', "does not accept images; use a multimodal model (see /v1/models, "
+                           "modality 'multimodal')", param='messages')
+
+    def _unfit(self, model: str, capability: str, refusal: str, *, param: str) -> frozenset[int]:
+        """Backends serving `model` that cannot take a request needing `capability` (and, for rerank, that
+        are not vLLM); a 400 when that is all of them, before anything is queued or sent."""
+        serving = self._registry.serving(model)
+        unfit = frozenset(b.id for b in serving if capability not in b.models[model].capabilities
+                          or (capability == 'rerank' and b.engine != Engine.vllm))
+        if serving and len(unfit) == len(serving):
+            raise InvalidRequest(f"The model '{model}' {refusal}.", param=param)
+        return unfit
+
+    async def _prompt_size(self, request: ChatRequest) -> PromptSize | None:
+        """The prompt's size, for fitting it to the context: the estimate when it plainly fits (no cost on the
+        hot path), else the count of a vLLM backend's own tokenizer (one cheap round trip), else the estimate."""
+        info = self._registry.model_info(request.model)
+        if info is None or info.context_length is None:
+            return None
+        estimate = PromptSize(prompt_estimate(request))
+        context = min(info.context_length, self._context_cap)
+        padded = estimate.tokens + estimate.margin
+        if padded * 2 < context and padded + (request.max_tokens or 0) <= context:
+            return estimate
+        for backend in self._registry.serving(request.model):
+            if backend.engine == Engine.vllm and backend.healthy:
+                counted = await self._tokenize(backend, request)
+                if counted is not None:
+                    return PromptSize(counted, counted=True)
+        return estimate
+
+    async def _tokenize(self, backend: BackendState, request: ChatRequest) -> int | None:
+        path, body = vllm_engine.tokenize_request(request)
+        try:
+            response = await self._upstream.pool(backend).request('POST', path, orjson.dumps(body))
+            content = await response.read()
+        except (EngineConnectionError, UpstreamTimeout):
+            return None
+        if response.status != 200:
+            return None
+        try:
+            count = orjson.loads(content).get('count')
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return count if isinstance(count, int) else None
 
     async def _call(self, model: str, requester: Requester,
                     build: Callable[[EngineAdapter, BackendState], tuple[str, dict[str, Any]]],
                     parse: Callable[[EngineAdapter, dict[str, Any]], T],
-                    tokens: Callable[[T], int]) -> tuple[T, BackendState, Timing]:
+                    tokens: Callable[[T], int], unfit: frozenset[int] = frozenset()) -> tuple[T, BackendState, Timing]:
         """One non-streaming exchange, failing over to another backend on errors before any answer."""
         timing = Timing()
-        tried: set[int] = set()
+        tried: set[int] = set(unfit)
         last_error = ''
         while timing.attempts < self._max_attempts:
             slot = await self._acquire(model, requester, tried, timing)
@@ -221,12 +308,13 @@ class Gateway:
 
     async def open_stream(self, request: ChatRequest, requester: Requester = ANONYMOUS) -> UpstreamStream:
         timing = Timing()
-        tried: set[int] = set()
+        tried: set[int] = set(self._unfit_for_chat(request))
+        prompt = await self._prompt_size(request)
         last_error = ''
         while timing.attempts < self._max_attempts:
             slot = await self._acquire(request.model, requester, tried, timing)
             adapter = self._adapters(slot.backend.engine)
-            path, body = adapter.chat_request(self.for_backend(request, slot.backend))
+            path, body = adapter.chat_request(self.for_backend(request, slot.backend, prompt))
             started = time.perf_counter()
             response: UpstreamResponse | None = None
             try:
@@ -238,7 +326,7 @@ class Gateway:
                         raise UpstreamError(message, status_code=response.status)
                     last_error = self._failed(slot, tried, f'HTTP {response.status}: {message}')
                     continue
-                parser = adapter.stream_parser()
+                parser = adapter.stream_parser(request)
                 chunks = response.iter_raw()
                 first: list[Delta] = []
                 while not first and not parser.done:  # wait for the first byte that means something
@@ -270,7 +358,7 @@ class Gateway:
         try:
             slot = await self._picker.acquire(model, requester=requester, exclude=frozenset(tried))
         except BackendUnavailable:
-            if tried:  # we did have backends; they failed
+            if timing.attempts:  # we did have backends; they failed
                 raise UpstreamError(f'every backend serving {model!r} failed', status_code=502) from None
             raise
         timing.queue_ms += slot.queued_ms

@@ -44,5 +44,6 @@ class RequestLog(SQLModel, table=True):
     user_agent: str | None = Field(default=None, max_length=255)
     prompt: str | None = Field(default=None, sa_type=LongText)  # AUDIT_LOG_PROMPTS
     response: str | None = Field(default=None, sa_type=LongText)  # AUDIT_LOG_RESPONSES
+    schema_valid: bool | None = None  # a structured answer matched the client's schema; None: none was asked for
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from core.models import Engine
+from core.registry.families import vllm_capabilities
 
 _SHOW_CONCURRENCY = 4  # /api/show calls in flight per backend during discovery
 
@@ -83,10 +84,9 @@ async def _discover_vllm(client: httpx.AsyncClient, base: str, timeout: float) -
     models = []
     for entry in listing['data']:
         name = str(entry['id'])
-        embedding = any(hint in name.lower() for hint in ('embed', 'bge-', 'e5-', 'minilm'))
         models.append(DiscoveredModel(
             name=name, context_length=entry.get('max_model_len'),
-            capabilities=['embedding'] if embedding else ['completion'],
+            capabilities=vllm_capabilities(name),  # vLLM does not say what a model does: its family does
             details={'owned_by': entry.get('owned_by'), 'root': entry.get('root')},
         ))
     version = None

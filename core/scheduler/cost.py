@@ -10,9 +10,20 @@ from core.translate.canonical import ChatRequest, EmbeddingRequest
 CHARS_PER_TOKEN = 4
 
 
+def prompt_estimate(request: ChatRequest) -> int:
+    """The prompt's tokens at four characters each (tool definitions and calls count too)."""
+    chars = len(request.prompt) + len(request.system or '')
+    for m in request.messages:
+        chars += len(m.content) + 4  # the role and the template's separators
+        for call in m.tool_calls:
+            chars += len(call.name) + len(call.arguments)
+    if request.tools:
+        chars += sum(len(str(tool)) for tool in request.tools)
+    return chars // CHARS_PER_TOKEN
+
+
 def chat_cost(request: ChatRequest, *, default_completion: int) -> int:
-    chars = len(request.prompt) + len(request.system or '') + sum(len(m.content) for m in request.messages)
-    return chars // CHARS_PER_TOKEN + (request.max_tokens or default_completion)
+    return prompt_estimate(request) + (request.max_tokens or default_completion)
 
 
 def embedding_cost(request: EmbeddingRequest) -> int:

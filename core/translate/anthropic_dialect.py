@@ -7,10 +7,12 @@ Choices made where Anthropic and the canonical model differ:
 - A user turn's `tool_result` blocks become tool messages, placed before the rest of that turn (text and
   images, including images inside tool results), because OpenAI-style engines need tool answers right
   after the assistant's calls.
-- Images: base64 sources only; URL sources are rejected (the gateway does not fetch URLs).
+- Images: base64 and URL sources (URLs are fetched by the gateway behind an SSRF guard before routing).
 - Server tools (web search, code execution, ...) and document blocks are rejected with a 400.
-- `thinking.budget_tokens` has no engine equivalent and is not carried; thinking blocks come back with an
-  empty `signature` (open models sign nothing), and replayed thinking becomes the turn's reasoning.
+- `thinking.budget_tokens` is carried as the request's thinking budget (vLLM `thinking_token_budget`, a
+  reasoning level for gpt-oss); thinking blocks come back with an empty `signature` (open models sign
+  nothing), and replayed thinking becomes the turn's reasoning.
+- `tool_choice.disable_parallel_tool_use` becomes `parallel_tool_calls: false`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import orjson
 from core.errors import InvalidRequest
 from core.translate import validate as v
 from core.translate.canonical import ChatRequest, ChatResponse, ImagePart, Kind, Message, ToolCall
-from core.translate.content import arguments_object, sniff_image_type
+from core.translate.content import IMAGE_FORMATS, arguments_object, sniff_image_type
 from core.translate.ids import with_prefix
+from core.translate.schema import check_schema
+from core.translate.tools import ToolCallLedger, check_tool_choice, check_tools
 
 __all__ = ['parse_messages', 'render_message', 'stop_reason']
 
@@ -41,8 +45,9 @@ def parse_messages(body: object) -> ChatRequest:
         raise InvalidRequest("Missing required parameter: 'max_tokens'.", param='max_tokens')
     system = _system(d.get('system'))
     req.messages = [Message(role='system', content=system)] if system else []
+    ledger = ToolCallLedger()
     for i, item in enumerate(v.required_list(d, 'messages')):
-        req.messages.extend(_turn(item, i))
+        req.messages.extend(_turn(item, i, ledger))
     req.stream = v.flag(d, 'stream', default=False)
     req.temperature = v.optional_float(d, 'temperature', minimum=0, maximum=1)
     req.top_p = v.optional_float(d, 'top_p', minimum=0, maximum=1)
@@ -52,8 +57,17 @@ def parse_messages(body: object) -> ChatRequest:
     if metadata is not None:
         req.user = v.optional_str(metadata, 'user_id', 'metadata.user_id')
     req.tools = _tools(d.get('tools'))
+    check_tools(req.tools, 'tools', schema_key='input_schema')
     req.tool_choice = _tool_choice(d.get('tool_choice'))
-    req.think = _thinking(v.optional_dict(d, 'thinking'))
+    check_tool_choice(req.tools, req.tool_choice, 'tool_choice')
+    choice = d.get('tool_choice')
+    if isinstance(choice, dict) and v.optional_bool(choice, 'disable_parallel_tool_use',
+                                                    'tool_choice.disable_parallel_tool_use'):
+        req.parallel_tool_calls = False
+    thinking = v.optional_dict(d, 'thinking')
+    req.think = _thinking(thinking)
+    if req.think and thinking is not None:
+        req.think_budget = v.optional_int(thinking, 'budget_tokens', 'thinking.budget_tokens', minimum=1)
     req.response_format = _output_format(d)
     return req
 
@@ -72,7 +86,7 @@ def _system(raw: object) -> str:
     raise InvalidRequest("'system' must be a string or an array of text blocks.", param='system')
 
 
-def _turn(raw: object, i: int) -> list[Message]:
+def _turn(raw: object, i: int, ledger: ToolCallLedger) -> list[Message]:
     """One Anthropic message -> one or more canonical messages (tool results split out)."""
     param = f'messages[{i}]'
     m = v.item_object(raw, param)
@@ -104,8 +118,9 @@ def _turn(raw: object, i: int) -> list[Message]:
                                                arguments=orjson.dumps(tool_input).decode()))
         elif kind == 'tool_result' and role == 'user':
             text, result_images = _tool_result_content(b.get('content'), f'{p}.content')
-            tool_messages.append(Message(role='tool', content=text,
-                                         tool_call_id=v.required_str(b, 'tool_use_id', f'{p}.tool_use_id')))
+            call_id = v.required_str(b, 'tool_use_id', f'{p}.tool_use_id')
+            ledger.check_answer(call_id, f'{p}.tool_use_id')
+            tool_messages.append(Message(role='tool', content=text, tool_call_id=call_id))
             images.extend(result_images)
         elif kind == 'thinking' and role == 'assistant':
             message.reasoning = (message.reasoning or '') + v.required_str(b, 'thinking', f'{p}.thinking')
@@ -115,6 +130,7 @@ def _turn(raw: object, i: int) -> list[Message]:
             raise InvalidRequest(f"'{p}.type' {kind!r} is not supported in a {role} message.", param=f'{p}.type')
     message.content = '\n'.join(texts)
     message.images = images
+    ledger.called(message)
     keep = bool(message.content or message.images or message.tool_calls or message.reasoning or not tool_messages)
     return tool_messages + ([message] if keep else [])
 
@@ -139,15 +155,20 @@ def _tool_result_content(raw: object, param: str) -> tuple[str, list[ImagePart]]
 
 def _image(block: v.JsonObject, param: str) -> ImagePart:
     source = v.item_object(block.get('source'), f'{param}.source')
+    if source.get('type') == 'url':
+        url = v.required_str(source, 'url', f'{param}.source.url')
+        if not url.startswith(('http://', 'https://')):
+            raise InvalidRequest(f"'{param}.source.url' must be an http(s) URL.", param=f'{param}.source.url')
+        return ImagePart(data='', media_type='', url=url, source=f'{param}.source.url')  # fetched before routing
     if source.get('type') != 'base64':
-        raise InvalidRequest(f"'{param}.source.type' must be base64: this gateway does not fetch image URLs.",
-                             param=f'{param}.source.type')
+        raise InvalidRequest(f"'{param}.source.type' must be base64 or url.", param=f'{param}.source.type')
     data = v.required_str(source, 'data', f'{param}.source.data').strip()
     media_type = v.one_of(source, 'media_type', _IMAGE_TYPES, f'{param}.source.media_type')
     sniffed = sniff_image_type(data)
     if sniffed is None or not data:
-        raise InvalidRequest(f"'{param}.source.data' is not valid base64 image data.", param=f'{param}.source.data')
-    return ImagePart(data=data, media_type=media_type or sniffed)
+        raise InvalidRequest(f"'{param}.source.data' is not a base64 image ({IMAGE_FORMATS}).",
+                             param=f'{param}.source.data')
+    return ImagePart(data=data, media_type=media_type or sniffed, source=f'{param}.source.data')
 
 
 def _tools(raw: object) -> list[dict[str, Any]] | None:
@@ -211,6 +232,7 @@ def _output_format(d: v.JsonObject) -> dict[str, Any] | None:
         return None
     if fmt.get('type') != 'json_schema' or not isinstance(fmt.get('schema'), dict):
         raise InvalidRequest(f"'{param}' must be {{type: json_schema, schema: {{...}}}}.", param=param)
+    check_schema(fmt['schema'], f'{param}.schema')
     return {'type': 'json_schema', 'json_schema': {'name': fmt.get('name') or 'response', 'schema': fmt['schema']}}
 
 

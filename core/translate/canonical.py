@@ -27,8 +27,10 @@ class ToolCall:
 
 @dataclass(slots=True)
 class ImagePart:
-    data: str  # base64, no data: prefix
+    data: str  # base64, no data: prefix; empty until a `url` image is fetched (core.gateway.image_fetch)
     media_type: str = 'image/png'
+    url: str | None = None  # an http(s) image the gateway fetches before the request goes anywhere
+    source: str = field(default='', compare=False)  # where the client put it ('messages[0].content[1]'), for errors
 
 
 @dataclass(slots=True)
@@ -68,9 +70,27 @@ class ChatRequest:
     tool_choice: Any = None  # OpenAI shape: "auto" | "none" | "required" | {type: function, function: {name}}
     response_format: dict[str, Any] | None = None  # OpenAI: {type: json_object} | {type: json_schema, ...}
     think: bool | str | None = None  # None: the client did not say
+    think_budget: int | None = None  # Anthropic thinking.budget_tokens: the most reasoning tokens wanted
+    parallel_tool_calls: bool | None = None  # None: the engine's default (parallel allowed)
     backend_options: dict[str, Any] = field(default_factory=dict)  # Ollama options with no canonical field
     keep_alive: str | int | None = None
     user: str | None = None
+    request_id: str = ''  # the gateway's id: engines that give tool calls no id get ids made from it
+
+    @property
+    def has_images(self) -> bool:
+        return any(m.images for m in self.messages)
+
+    def forced_tool(self) -> dict[str, Any] | None:
+        """The tool definition the model must call: a named tool_choice, or "required" with one tool."""
+        if not self.tools:
+            return None
+        if self.tool_choice == 'required' and len(self.tools) == 1:
+            return self.tools[0]
+        if isinstance(self.tool_choice, dict):
+            name = (self.tool_choice.get('function') or {}).get('name')
+            return next((t for t in self.tools if t['function']['name'] == name), None)
+        return None
 
 
 @dataclass(slots=True)
@@ -81,6 +101,48 @@ class EmbeddingRequest:
     truncate: bool | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
     encoding_format: str = 'float'  # float | base64: how the client wants the vectors (OpenAI dialect only)
+
+
+@dataclass(slots=True)
+class RerankRequest:
+    """vLLM's /v1/rerank: score each document against the query, best first."""
+
+    model: str
+    query: str
+    documents: list[str]
+    top_n: int | None = None  # None: every document
+    return_documents: bool = True
+    truncate_prompt_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class RerankResult:
+    index: int
+    relevance_score: float
+
+
+@dataclass(slots=True)
+class RerankResponse:
+    model: str
+    results: list[RerankResult]  # best first
+    total_tokens: int = 0
+
+
+@dataclass(slots=True)
+class ScoreRequest:
+    """vLLM's /v1/score: one text_1 against many text_2 (1:N), or pairwise (N:N)."""
+
+    model: str
+    text_1: list[str]
+    text_2: list[str]
+    truncate_prompt_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class ScoreResponse:
+    model: str
+    scores: list[float]  # one per pair, in order
+    prompt_tokens: int = 0
 
 
 @dataclass(slots=True)

@@ -17,24 +17,28 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b'\xff\xd8\xff', 'image/jpeg'),
     (b'GIF87a', 'image/gif'),
     (b'GIF89a', 'image/gif'),
-    (b'BM', 'image/bmp'),
 )
-DEFAULT_IMAGE_TYPE = 'image/jpeg'  # what the MIME is most likely to be when the bytes say nothing we know
+IMAGE_FORMATS = 'PNG, JPEG, GIF, WebP or BMP'
 
 
 def sniff_image_type(data_b64: str) -> str | None:
-    """The MIME type from the first bytes of base64 image data; None when the data is not base64."""
-    head = data_b64[:24]  # 24 base64 chars = 18 bytes, enough for every signature above
+    """The MIME type from the first bytes of base64 image data; None when it is not base64 or not an image."""
+    head = data_b64[:36]  # 36 base64 chars = 27 bytes, enough for every signature below
     try:
         raw = b64decode(head + '=' * (-len(head) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
+    return sniff_image_bytes(raw)
+
+
+def sniff_image_bytes(raw: bytes) -> str | None:
+    """The MIME type from an image's first bytes (its magic number); None when it is no format we know."""
     if raw[:4] == b'RIFF' and raw[8:12] == b'WEBP':
         return 'image/webp'
-    for magic, mime in _MAGIC:
-        if raw.startswith(magic):
-            return mime
-    return DEFAULT_IMAGE_TYPE
+    # 'BM' alone is too weak (text can start with it): a BMP file header also has four reserved zero bytes
+    if raw[:2] == b'BM' and len(raw) >= 26 and raw[6:10] == b'\0\0\0\0':
+        return 'image/bmp'
+    return next((mime for magic, mime in _MAGIC if raw.startswith(magic)), None)
 
 
 def image_from_base64(data: object, param: str) -> ImagePart:
@@ -46,8 +50,8 @@ def image_from_base64(data: object, param: str) -> ImagePart:
     data = data.strip()
     mime = sniff_image_type(data)
     if mime is None:
-        raise InvalidRequest(f"'{param}' is not valid base64 image data.", param=param)
-    return ImagePart(data=data, media_type=mime)
+        raise InvalidRequest(f"'{param}' is not a base64 image ({IMAGE_FORMATS}).", param=param)
+    return ImagePart(data=data, media_type=mime, source=param)
 
 
 def image_from_data_url(url: str, param: str) -> ImagePart:
@@ -58,9 +62,8 @@ def image_from_data_url(url: str, param: str) -> ImagePart:
     data = data.strip()
     sniffed = sniff_image_type(data)
     if sniffed is None or not data:
-        raise InvalidRequest(f"'{param}' does not hold valid base64 data.", param=param)
-    declared = header[5:-7].strip().lower()
-    return ImagePart(data=data, media_type=declared if declared.startswith('image/') else sniffed)
+        raise InvalidRequest(f"'{param}' does not hold a base64 image ({IMAGE_FORMATS}).", param=param)
+    return ImagePart(data=data, media_type=sniffed, source=param)  # the bytes say what they are, not the header
 
 
 def data_url(image: ImagePart) -> str:

@@ -34,6 +34,8 @@ from core.translate.canonical import (
     Usage,
 )
 from core.translate.content import arguments_object, arguments_text, image_from_base64
+from core.translate.schema import check_schema
+from core.translate.tools import ToolCallLedger, check_tools
 
 __all__ = [
     'OllamaTimings',
@@ -77,6 +79,7 @@ def parse_chat(body: object) -> ChatRequest:
     req.messages = _messages(v.optional_list(d, 'messages') or [])
     _common(d, req)
     req.tools = v.function_tools(d.get('tools'))
+    check_tools(req.tools, 'tools')
     return req
 
 
@@ -172,6 +175,7 @@ def _format(fmt: object) -> dict[str, Any] | None:
     if isinstance(fmt, str) and fmt.lower() == 'json':
         return {'type': 'json_object'}
     if isinstance(fmt, dict):
+        check_schema(fmt, 'format')
         return {'type': 'json_schema', 'json_schema': {'name': 'response', 'schema': fmt}}
     raise InvalidRequest("'format' must be \"json\" or a JSON schema object.", param='format')
 
@@ -179,6 +183,7 @@ def _format(fmt: object) -> dict[str, Any] | None:
 def _messages(raw: list[Any]) -> list[Message]:
     messages: list[Message] = []
     unanswered: list[ToolCall] = []  # calls of the latest assistant turn not yet answered by a tool message
+    ledger = ToolCallLedger()  # every call so far: a tool message naming another id answers nothing
     next_id = 0
     for i, item in enumerate(raw):
         param = f'messages[{i}]'
@@ -201,9 +206,11 @@ def _messages(raw: list[Any]) -> list[Message]:
                                                    arguments=arguments_text(fn.get('arguments'),
                                                                             f'{p}.function.arguments')))
             unanswered = list(message.tool_calls)
+            ledger.called(message)
         elif role == 'tool':
             message.name = v.optional_str(m, 'tool_name', f'{param}.tool_name') or None
             message.tool_call_id = v.optional_str(m, 'tool_call_id', f'{param}.tool_call_id') or None
+            ledger.check_answer(message.tool_call_id, f'{param}.tool_call_id')
             answered = _answered_call(unanswered, message)
             if answered is not None:
                 message.tool_call_id = message.tool_call_id or answered.id

@@ -3,7 +3,12 @@
 - Sampling goes in `options` (max_tokens -> num_predict), with the client's other Ollama options
   (`backend_options`: num_ctx, mirostat, ...) underneath.
 - Tool-call arguments are objects; images are bare base64 in the message's `images`.
-- Ollama cannot be told which tool to call: `tool_choice` "none" sends no tools, anything else sends them.
+- Ollama cannot be told which tool to call. `tool_choice` "none" sends no tools; a forced tool (a named
+  choice, or "required" with one tool) is emulated: no tools, `format` = that tool's parameter schema, and
+  the JSON answer comes back as a call of that tool. "required" with several tools sends them all (the model
+  may still answer in text: documented in docs/compatibility.md).
+- Ollama gives tool calls no ids: they get `call_<request id>_<n>`, unique and the same in every dialect.
+- Reasoning written inline as `<think>...</think>` (older builds) is split off (core.translate.think_tags).
 - Embeddings use `/api/embed`, the whole batch in one call (not the legacy one-prompt endpoint).
 - Thinking levels Ollama does not know are mapped to the nearest it does (minimal -> low, xhigh -> high).
 """
@@ -36,6 +41,7 @@ from core.translate.engine_errors import (
 )
 from core.translate.ollama_dialect import OllamaTimings
 from core.translate.streaming import LineBuffer
+from core.translate.think_tags import ThinkTagSplitter, split_think_tags
 
 __all__ = [
     'OllamaStreamParser',
@@ -48,6 +54,7 @@ __all__ = [
 ]
 
 _THINK_LEVELS = {'minimal': 'low', 'xhigh': 'high'}
+_NO_REQUEST = ChatRequest(model='')  # parsing without the request: no ids to derive, no forced tool
 
 
 # ---------------------------------------------------------------- requests
@@ -66,13 +73,16 @@ def chat_request(req: ChatRequest) -> tuple[str, dict[str, Any]]:
         path = '/api/chat'
         system, rest = merge_system(req.messages)
         body['messages'] = ([{'role': 'system', 'content': system}] if system else []) + [_message(m) for m in rest]
-        if req.tools and req.tool_choice != 'none':
+        forced = req.forced_tool()
+        if forced is not None:
+            body['format'] = forced['function'].get('parameters') or {'type': 'object'}
+        elif req.tools and req.tool_choice != 'none':
             body['tools'] = req.tools
     body['stream'] = req.stream
     options = _options(req)
     if options:
         body['options'] = options
-    if req.response_format is not None:
+    if req.response_format is not None and 'format' not in body:
         fmt = _format(req.response_format)
         if fmt is not None:
             body['format'] = fmt
@@ -134,19 +144,26 @@ def embed_request(req: EmbeddingRequest) -> tuple[str, dict[str, Any]]:
 # ---------------------------------------------------------------- responses
 
 @engine_shape
-def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
+def parse_chat_response(body: dict[str, Any], req: ChatRequest | None = None) -> ChatResponse:
     """A non-streamed /api/chat or /api/generate body -> ChatResponse."""
+    req = req or _NO_REQUEST
     message = body.get('message')
     if isinstance(message, dict):
-        content, thinking = message.get('content'), message.get('thinking')
-        calls = [_tool_call(c, i) for i, c in enumerate(message.get('tool_calls') or [])]
+        content, thinking = message.get('content') or '', message.get('thinking')
+        calls = [_tool_call(c, i, req.request_id) for i, c in enumerate(message.get('tool_calls') or [])]
     elif 'response' in body:
-        content, thinking, calls = body.get('response'), body.get('thinking'), []
+        content, thinking, calls = body.get('response') or '', body.get('thinking'), []
     else:
         raise EngineResponseError('The engine answered with neither a message nor a response.')
+    if not thinking and content:
+        content, thinking = split_think_tags(content)
+    forced = req.forced_tool() if req.kind == Kind.chat else None
+    if forced is not None and not calls:  # the emulated forced call: the JSON answer is its arguments
+        calls, content = [ToolCall(id=call_id(req.request_id, 0), name=forced['function']['name'],
+                                   arguments=content.strip() or '{}')], ''
     return ChatResponse(
         model=str(body.get('model') or ''),
-        content=content or '',
+        content=content,
         reasoning=thinking or None,
         tool_calls=calls,
         finish_reason=_finish(body.get('done_reason'), bool(calls)),
@@ -179,10 +196,15 @@ def error_message(status: int, body: bytes) -> str:
     return error_text(status, body)
 
 
-def _tool_call(raw: dict[str, Any], i: int) -> ToolCall:
+def call_id(request_id: str, index: int) -> str:
+    """The id of a tool call Ollama gave none: unique across the conversation, the same in every dialect."""
+    return f'call_{request_id}_{index}' if request_id else f'call_{index}'
+
+
+def _tool_call(raw: dict[str, Any], i: int, request_id: str) -> ToolCall:
     fn = raw.get('function') or {}
     arguments = fn.get('arguments')
-    return ToolCall(id=raw.get('id') or f'call_{i}', name=fn.get('name') or '',
+    return ToolCall(id=raw.get('id') or call_id(request_id, i), name=fn.get('name') or '',
                     arguments=arguments if isinstance(arguments, str) else orjson.dumps(arguments or {}).decode())
 
 
@@ -204,15 +226,21 @@ class OllamaStreamParser:
 
     Tool calls arrive whole, one line each; they become ToolCallDeltas with the full arguments JSON and
     indexes numbered across the stream. The final `done: true` line gives the finish reason and usage;
-    its durations are kept in `timings`.
+    its durations are kept in `timings`. A forced tool (emulated with `format`) streams no text: the JSON
+    is collected and becomes one tool call on the final line.
     """
 
-    __slots__ = ('_done', '_lines', '_tools', 'timings')
+    __slots__ = ('_done', '_forced', '_json', '_lines', '_request_id', '_tags', '_tools', 'timings')
 
-    def __init__(self) -> None:
+    def __init__(self, req: ChatRequest | None = None) -> None:
         self._lines = LineBuffer()
         self._done = False
         self._tools = 0
+        self._request_id = req.request_id if req is not None else ''
+        self._tags = ThinkTagSplitter()
+        forced = req.forced_tool() if req is not None and req.kind == Kind.chat else None
+        self._forced: str | None = forced['function']['name'] if forced is not None else None
+        self._json: list[str] = []
         self.timings: OllamaTimings | None = None
 
     @property
@@ -243,14 +271,28 @@ class OllamaStreamParser:
         if isinstance(message, dict):
             delta = Delta(content=message.get('content') or '', reasoning=message.get('thinking') or '')
             for raw in message.get('tool_calls') or ():
-                call = _tool_call(raw, self._tools)
+                call = _tool_call(raw, self._tools, self._request_id)
                 delta.tool_calls.append(ToolCallDelta(index=self._tools, id=call.id, name=call.name,
                                                       arguments=call.arguments))
                 self._tools += 1
         else:
             delta = Delta(content=obj.get('response') or '', reasoning=obj.get('thinking') or '')
+        if delta.content and not delta.reasoning:
+            delta.content, delta.reasoning = self._tags.split(delta.content)
+        if self._forced is not None and delta.content:
+            self._json.append(delta.content)
+            delta.content = ''
         if obj.get('done'):
             self._done = True
+            content, reasoning = self._tags.flush()
+            delta.content += content
+            delta.reasoning += reasoning
+            if self._forced is not None and not self._tools:
+                self._json.append(delta.content)
+                delta.content = ''
+                delta.tool_calls.append(ToolCallDelta(index=0, id=call_id(self._request_id, 0), name=self._forced,
+                                                      arguments=''.join(self._json).strip() or '{}'))
+                self._tools = 1
             delta.finish_reason = _finish(obj.get('done_reason'), self._tools > 0)
             delta.usage = _usage(obj)
             self.timings = timings(obj)

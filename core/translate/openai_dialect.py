@@ -3,8 +3,8 @@
 Streams are written by `core.translate.openai_stream`.
 
 Choices made where OpenAI and the engines differ:
-- Images: `data:` URLs only. http(s) image URLs are rejected with a 400 naming the part: the gateway does
-  not fetch URLs on a client's behalf (no SSRF surface) and never drops an image silently.
+- Images: `data:` URLs, and http(s) URLs that the gateway fetches itself before routing, behind an SSRF
+  guard (core.gateway.image_fetch); any other scheme is a 400 naming the part. No image is dropped silently.
 - Multi-part text is joined with a newline, as vLLM does when it flattens content parts.
 - `n`, `best_of` other than 1, `echo` and `logprobs` are refused (400): the answer could not honour them.
 - Thinking: `think` (Ollama-style), then `thinking.type`, then `chat_template_kwargs.enable_thinking`;
@@ -33,6 +33,8 @@ from core.translate.canonical import (
 )
 from core.translate.content import image_from_data_url
 from core.translate.ids import with_prefix
+from core.translate.schema import check_schema
+from core.translate.tools import ToolCallLedger, check_tool_choice, check_tools
 
 __all__ = [
     'chat_finish_reason',
@@ -59,9 +61,13 @@ def parse_chat(body: object) -> ChatRequest:
     d = v.body_object(body)
     req = ChatRequest(model=v.model_name(d), kind=Kind.chat)
     req.messages = [_message(m, i) for i, m in enumerate(v.required_list(d, 'messages'))]
+    ToolCallLedger().check(req.messages, [f'messages[{i}].tool_call_id' for i in range(len(req.messages))])
     _sampling(d, req)
     req.tools = v.function_tools(d.get('tools'))
+    check_tools(req.tools, 'tools')
     req.tool_choice = v.tool_choice(d.get('tool_choice'))
+    check_tool_choice(req.tools, req.tool_choice, 'tool_choice')
+    req.parallel_tool_calls = v.optional_bool(d, 'parallel_tool_calls')
     req.response_format = _response_format(d)
     req.think = _think(d)
     return req
@@ -162,7 +168,7 @@ def _message(raw: object, i: int) -> Message:
         key = 'reasoning_content' if m.get('reasoning_content') is not None else 'reasoning'
         message.reasoning = v.optional_str(m, key, f'{param}.{key}')
     elif role == 'tool':
-        message.tool_call_id = v.optional_str(m, 'tool_call_id', f'{param}.tool_call_id')
+        message.tool_call_id = v.required_str(m, 'tool_call_id', f'{param}.tool_call_id')
         message.name = v.optional_str(m, 'name', f'{param}.name')
     return message
 
@@ -199,8 +205,10 @@ def _image_url(raw: object, param: str) -> ImagePart:
         raise InvalidRequest(f"'{param}.url' must be a string.", param=f'{param}.url')
     if url.startswith('data:'):
         return image_from_data_url(url, f'{param}.url')
-    raise InvalidRequest(f"'{param}.url': only base64 data: URLs are accepted; this gateway does not fetch image "
-                         'URLs. Download the image and send it as data:<mime>;base64,<data>.', param=f'{param}.url')
+    if url.startswith(('http://', 'https://')):
+        return ImagePart(data='', media_type='', url=url, source=f'{param}.url')  # fetched before routing
+    raise InvalidRequest(f"'{param}.url' must be a data: URL (data:<mime>;base64,<data>) or an http(s) URL.",
+                         param=f'{param}.url')
 
 
 def _tool_calls(raw: object, param: str) -> list[ToolCall]:
@@ -233,9 +241,7 @@ def _response_format(d: v.JsonObject) -> dict[str, Any] | None:
         return {'type': 'json_object'}
     if kind == 'json_schema':
         spec = v.item_object(rf.get('json_schema'), 'response_format.json_schema')
-        if not isinstance(spec.get('schema'), dict):
-            raise InvalidRequest("'response_format.json_schema.schema' must be an object.",
-                                 param='response_format.json_schema.schema')
+        check_schema(spec.get('schema'), 'response_format.json_schema.schema')
         return {'type': 'json_schema', 'json_schema': spec}
     raise InvalidRequest("'response_format.type' must be text, json_object or json_schema.",
                          param='response_format.type')

@@ -4,7 +4,10 @@
   whether the client sees the usage chunk is the client encoder's business.
 - `json_object` is sent as a permissive `json_schema` (newer vLLM rejects bare json_object) and a
   json_schema without a name gets one (vLLM requires it).
-- Reasoning is read from `reasoning` (vLLM >= 0.10) then `reasoning_content` (older servers).
+- Reasoning is read from `reasoning` (vLLM >= 0.10) then `reasoning_content` (older servers), and split out
+  of the content when the server runs without a reasoning parser (`<think>...</think>`, core.translate.think_tags).
+- Thinking arrives here already decided per model family (core.gateway.shaping): a bool is Qwen-style
+  `chat_template_kwargs.enable_thinking`, a level is `reasoning_effort`; a budget is `thinking_token_budget`.
 - Ollama-only options (`backend_options`) are not sent: vLLM has no such knobs.
 """
 
@@ -22,6 +25,11 @@ from core.translate.canonical import (
     EmbeddingResponse,
     Kind,
     Message,
+    RerankRequest,
+    RerankResponse,
+    RerankResult,
+    ScoreRequest,
+    ScoreResponse,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -36,6 +44,7 @@ from core.translate.engine_errors import (
     message_in,
 )
 from core.translate.streaming import LineBuffer
+from core.translate.think_tags import ThinkTagSplitter, split_think_tags
 
 __all__ = [
     'VllmStreamParser',
@@ -44,6 +53,11 @@ __all__ = [
     'error_message',
     'parse_chat_response',
     'parse_embed_response',
+    'parse_rerank_response',
+    'parse_score_response',
+    'rerank_request',
+    'score_request',
+    'tokenize_request',
 ]
 
 _JSON_OBJECT = {'type': 'json_schema', 'json_schema': {'name': 'json_response', 'schema': {'type': 'object'}}}
@@ -69,10 +83,14 @@ def chat_request(req: ChatRequest) -> tuple[str, dict[str, Any]]:
             body['tools'] = req.tools
             if req.tool_choice is not None:
                 body['tool_choice'] = req.tool_choice
+            if req.parallel_tool_calls is not None:
+                body['parallel_tool_calls'] = req.parallel_tool_calls
         if isinstance(req.think, bool):
             body['chat_template_kwargs'] = {'enable_thinking': req.think}
         elif isinstance(req.think, str):
             body['reasoning_effort'] = req.think
+        if req.think and req.think_budget is not None:
+            body['thinking_token_budget'] = req.think_budget
     _sampling(req, body)
     if req.response_format is not None:
         body['response_format'] = _response_format(req.response_format)
@@ -127,10 +145,33 @@ def embed_request(req: EmbeddingRequest) -> tuple[str, dict[str, Any]]:
     return '/v1/embeddings', body
 
 
+def tokenize_request(req: ChatRequest) -> tuple[str, dict[str, Any]]:
+    """vLLM's /tokenize for this request's prompt, counted with the model's own tokenizer and chat template."""
+    if req.kind == Kind.completion:
+        return '/tokenize', {'model': req.model, 'prompt': chat_request(req)[1]['prompt']}
+    return '/tokenize', {'model': req.model, 'messages': chat_request(req)[1]['messages']}
+
+
+def rerank_request(req: RerankRequest) -> tuple[str, dict[str, Any]]:
+    """Every score comes back (top_n is applied by the gateway, which also keeps the documents)."""
+    body: dict[str, Any] = {'model': req.model, 'query': req.query, 'documents': req.documents}
+    if req.truncate_prompt_tokens is not None:
+        body['truncate_prompt_tokens'] = req.truncate_prompt_tokens
+    return '/v1/rerank', body
+
+
+def score_request(req: ScoreRequest) -> tuple[str, dict[str, Any]]:
+    body: dict[str, Any] = {'model': req.model,
+                            'text_1': req.text_1[0] if len(req.text_1) == 1 else req.text_1, 'text_2': req.text_2}
+    if req.truncate_prompt_tokens is not None:
+        body['truncate_prompt_tokens'] = req.truncate_prompt_tokens
+    return '/v1/score', body
+
+
 # ---------------------------------------------------------------- responses
 
 @engine_shape
-def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
+def parse_chat_response(body: dict[str, Any], req: ChatRequest | None = None) -> ChatResponse:
     """A non-streamed chat.completion or text_completion body -> ChatResponse."""
     choices = body.get('choices')
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -148,6 +189,9 @@ def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
         ]
     else:
         resp.content = choice.get('text') or ''
+    if not resp.reasoning and resp.content:
+        content, reasoning = split_think_tags(resp.content)
+        resp.content, resp.reasoning = content, reasoning or None
     resp.finish_reason = _finish(choice.get('finish_reason'), bool(resp.tool_calls))
     resp.stop_sequence = _stop_string(choice)
     return resp
@@ -155,13 +199,37 @@ def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
 
 @engine_shape
 def parse_embed_response(body: dict[str, Any], model: str) -> EmbeddingResponse:
+    ordered, prompt_tokens = _indexed_data(body, 'embeddings')
+    return EmbeddingResponse(model=model, embeddings=[item['embedding'] for item in ordered],
+                             prompt_tokens=prompt_tokens)
+
+
+@engine_shape
+def parse_rerank_response(body: dict[str, Any], req: RerankRequest) -> RerankResponse:
+    results = body.get('results')
+    if not isinstance(results, list):
+        raise EngineResponseError('The engine answered without rerank results.')
+    ranked = [RerankResult(index=int(r['index']), relevance_score=float(r['relevance_score'])) for r in results]
+    ranked.sort(key=lambda r: (-r.relevance_score, r.index))
+    usage = body.get('usage') or {}
+    return RerankResponse(model=req.model, results=ranked, total_tokens=int(usage.get('total_tokens') or 0))
+
+
+@engine_shape
+def parse_score_response(body: dict[str, Any], req: ScoreRequest) -> ScoreResponse:
+    ordered, prompt_tokens = _indexed_data(body, 'scores')
+    return ScoreResponse(model=req.model, scores=[float(item['score']) for item in ordered],
+                         prompt_tokens=prompt_tokens)
+
+
+def _indexed_data(body: dict[str, Any], what: str) -> tuple[list[dict[str, Any]], int]:
+    """A pooling answer's `data` items in input order, and the prompt tokens it reports."""
     data = body.get('data')
     if not isinstance(data, list):
-        raise EngineResponseError('The engine answered without embeddings.')
-    ordered = sorted(data, key=lambda item: item.get('index', 0))
+        raise EngineResponseError(f'The engine answered without {what}.')
     usage = body.get('usage') or {}
-    return EmbeddingResponse(model=model, embeddings=[item['embedding'] for item in ordered],
-                             prompt_tokens=int(usage.get('prompt_tokens') or 0))
+    return (sorted(data, key=lambda item: item.get('index', 0)),
+            int(usage.get('prompt_tokens') or usage.get('total_tokens') or 0))
 
 
 def error_message(status: int, body: bytes) -> str:
@@ -197,10 +265,11 @@ class VllmStreamParser:
     The stream is complete (`done`) once a choice has finished and `data: [DONE]` has arrived.
     """
 
-    __slots__ = ('_data', '_done', '_finished', '_lines', '_tools')
+    __slots__ = ('_data', '_done', '_finished', '_lines', '_tags', '_tools')
 
-    def __init__(self) -> None:
+    def __init__(self, req: ChatRequest | None = None) -> None:
         self._lines = LineBuffer()
+        self._tags = ThinkTagSplitter()
         self._data: list[bytes] = []
         self._finished = False
         self._done = False
@@ -262,9 +331,13 @@ class VllmStreamParser:
                 calls = [_tool_call_delta(c) for c in raw_calls]
         else:
             content, reasoning = choice.get('text') or '', ''  # /v1/completions
+        if content and not reasoning:
+            content, reasoning = self._tags.split(content)
         reason = choice.get('finish_reason')
         if reason:
             self._finished = True
+            held_content, held_reasoning = self._tags.flush()
+            content, reasoning = content + held_content, reasoning + held_reasoning
             out.append(Delta(content=content, reasoning=reasoning, tool_calls=calls,
                              finish_reason=_finish(reason, self._tools), usage=usage,
                              stop_sequence=_stop_string(choice)))

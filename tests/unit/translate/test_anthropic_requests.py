@@ -55,20 +55,26 @@ def test_tool_use_and_tool_results_become_calls_and_tool_messages() -> None:
                                                                'tool_call_id': 'toolu_1'}
 
 
+CALLS = {'role': 'assistant', 'content': [{'type': 'tool_use', 'id': 't1', 'name': 'f', 'input': {}},
+                                          {'type': 'tool_use', 'id': 't2', 'name': 'f', 'input': {'a': 1}}]}
+CALLED = Message(role='assistant', tool_calls=[ToolCall('t1', 'f', '{}'), ToolCall('t2', 'f', '{"a":1}')])
+
+
 def test_a_turn_of_only_tool_results_adds_no_empty_user_message() -> None:
     req = parse_messages(body(messages=[
-        {'role': 'user', 'content': [{'type': 'tool_result', 'tool_use_id': 't1', 'content': 'ok'},
-                                     {'type': 'tool_result', 'tool_use_id': 't2', 'is_error': True}]}]))
-    assert req.messages == [Message(role='tool', content='ok', tool_call_id='t1'),
+        CALLS, {'role': 'user', 'content': [{'type': 'tool_result', 'tool_use_id': 't1', 'content': 'ok'},
+                                            {'type': 'tool_result', 'tool_use_id': 't2', 'is_error': True}]}]))
+    assert req.messages == [CALLED, Message(role='tool', content='ok', tool_call_id='t1'),
                             Message(role='tool', content='', tool_call_id='t2')]
 
 
 def test_images_in_messages_and_in_tool_results() -> None:
     image = {'type': 'image', 'source': {'type': 'base64', 'media_type': 'image/png', 'data': PNG}}
-    req = parse_messages(body(messages=[{'role': 'user', 'content': [
+    req = parse_messages(body(messages=[CALLS, {'role': 'user', 'content': [
         {'type': 'tool_result', 'tool_use_id': 't1', 'content': [{'type': 'text', 'text': 'chart'}, image]},
         image, {'type': 'text', 'text': 'compare'}]}]))
     assert req.messages == [
+        CALLED,
         Message(role='tool', content='chart', tool_call_id='t1'),
         Message(role='user', content='compare', images=[ImagePart(PNG, 'image/png'), ImagePart(PNG, 'image/png')]),
     ]
@@ -84,11 +90,16 @@ def test_tools_tool_choice_thinking_and_output_format() -> None:
     assert (req.tool_choice, req.think) == ('required', True)
     assert req.response_format == {'type': 'json_schema',
                                    'json_schema': {'name': 'response', 'schema': {'type': 'object'}}}
+    assert req.think_budget == 2048
     _, vllm = vllm_engine.chat_request(req)
     assert (vllm['tool_choice'], vllm['chat_template_kwargs']) == ('required', {'enable_thinking': True})
+    assert vllm['thinking_token_budget'] == 2048
 
-    assert parse_messages(body(tool_choice={'type': 'tool', 'name': 'f'})).tool_choice == {
-        'type': 'function', 'function': {'name': 'f'}}
+    tools = [{'name': 'f', 'input_schema': {'type': 'object'}}]
+    named = parse_messages(body(tools=tools,
+                                tool_choice={'type': 'tool', 'name': 'f', 'disable_parallel_tool_use': True}))
+    assert named.tool_choice == {'type': 'function', 'function': {'name': 'f'}}
+    assert named.parallel_tool_calls is False
     assert parse_messages(body(tool_choice={'type': 'auto'})).tool_choice == 'auto'
     assert parse_messages(body(thinking={'type': 'disabled'})).think is False
     assert parse_messages(body(stream=True)).stream is True
@@ -108,8 +119,20 @@ def test_tools_tool_choice_thinking_and_output_format() -> None:
     ({'messages': [{'role': 'user', 'content': [{'type': 'document'}]}]}, 'messages[0].content[0].type'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'tool_use', 'id': 'x', 'name': 'f', 'input': {}}]}]},
      'messages[0].content[0].type'),
-    ({'messages': [{'role': 'user', 'content': [{'type': 'image', 'source': {'type': 'url', 'url': 'https://x'}}]}]},
+    ({'messages': [{'role': 'user', 'content': [{'type': 'image', 'source': {'type': 'url', 'url': 'file:///x'}}]}]},
+     'messages[0].content[0].source.url'),
+    ({'messages': [{'role': 'user', 'content': [{'type': 'image', 'source': {'type': 'file', 'file_id': 'f'}}]}]},
      'messages[0].content[0].source.type'),
+    ({'messages': [{'role': 'user', 'content': [{'type': 'tool_result', 'tool_use_id': 'nope', 'content': 'x'}]}]},
+     'messages[0].content[0].tool_use_id'),
+    ({'tools': [{'name': 'f', 'input_schema': {'type': 'object', 'properties': {'a': {'type': 'nonsense'}}}}]},
+     'tools[0].input_schema'),
+    ({'tools': [{'name': 'f', 'input_schema': {'type': 'string'}}]}, 'tools[0].input_schema'),
+    ({'tools': [{'name': 'f', 'input_schema': {}}, {'name': 'f', 'input_schema': {}}]}, 'tools[1]'),
+    ({'tool_choice': {'type': 'tool', 'name': 'f'}}, 'tool_choice'),
+    ({'tools': [{'name': 'f', 'input_schema': {}}], 'tool_choice': {'type': 'tool', 'name': 'g'}}, 'tool_choice'),
+    ({'output_format': {'type': 'json_schema', 'schema': {'type': 7}}}, 'output_format.schema'),
+    ({'thinking': {'type': 'enabled', 'budget_tokens': 0}}, 'thinking.budget_tokens'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'image', 'source': {
         'type': 'base64', 'media_type': 'image/tiff', 'data': PNG}}]}]}, 'messages[0].content[0].source.media_type'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'tool_result', 'content': 'x'}]}]},

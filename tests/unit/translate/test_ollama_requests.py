@@ -172,6 +172,14 @@ def test_embed_batches_and_legacy_embeddings() -> None:
     ({'model': 'm', 'messages': [{'role': 'assistant', 'tool_calls': [{'function': {'name': 'f',
                                                                                     'arguments': 3}}]}]},
      'messages[0].tool_calls[0].function.arguments'),
+    (chat(format={'type': 'object', 'properties': 3}), 'format'),
+    (chat(tools=[{'type': 'function', 'function': {'name': 'f', 'parameters': {'type': 'string'}}}]),
+     'tools[0].function.parameters'),
+    ({'model': 'm', 'messages': [{'role': 'user', 'content': 'x', 'images': ['aGVsbG8sIG5vdCBhbiBpbWFnZQ==']}]},
+     'messages[0].images[0]'),
+    ({'model': 'm', 'messages': [
+        {'role': 'assistant', 'tool_calls': [{'function': {'name': 'f', 'arguments': {}}}]},
+        {'role': 'tool', 'tool_call_id': 'call_77', 'content': 'x'}]}, 'messages[1].tool_call_id'),
 ])
 def test_bad_chat_input_names_the_parameter(body: object, param: str) -> None:
     with pytest.raises(InvalidRequest) as raised:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from base64 import b64encode
 from typing import Any
 
 import pytest
 
 from core.errors import InvalidRequest
 from core.translate import ollama_engine, vllm_engine
-from core.translate.canonical import ImagePart, Kind, Message, ToolCall
+from core.translate.canonical import ImagePart, Kind, Message, ToolCall, ToolCallDelta
 from core.translate.openai_dialect import parse_chat, parse_completion, parse_embeddings
 
 PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='
+
+
+def FN(name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    return {'type': 'function', 'function': {'name': name, 'parameters': parameters}}
 
 
 def chat(**fields: Any) -> dict[str, Any]:
@@ -125,13 +130,38 @@ def test_structured_output(response_format: dict[str, Any], vllm: dict[str, Any]
 
 
 def test_tools_pass_to_vllm_and_ollama_gets_none_when_tool_choice_is_none() -> None:
-    tools = [{'type': 'function', 'function': {'name': 'f', 'parameters': {'type': 'object'}}}]
-    req = parse_chat(chat(tools=tools, tool_choice='required'))
+    tools = [{'type': 'function', 'function': {'name': 'f', 'parameters': {'type': 'object'}}},
+             {'type': 'function', 'function': {'name': 'g', 'parameters': {'type': 'object'}}}]
+    req = parse_chat(chat(tools=tools, tool_choice='required', parallel_tool_calls=False))
     assert vllm_engine.chat_request(req)[1]['tools'] == tools
     assert vllm_engine.chat_request(req)[1]['tool_choice'] == 'required'
-    assert ollama_engine.chat_request(req)[1]['tools'] == tools
+    assert vllm_engine.chat_request(req)[1]['parallel_tool_calls'] is False
+    assert ollama_engine.chat_request(req)[1]['tools'] == tools  # several tools: Ollama cannot be made to call one
     assert 'tool_choice' not in ollama_engine.chat_request(req)[1]
     assert 'tools' not in ollama_engine.chat_request(parse_chat(chat(tools=tools, tool_choice='none')))[1]
+
+
+def test_a_forced_tool_is_emulated_on_ollama_with_format_and_comes_back_as_a_call() -> None:
+    schema = {'type': 'object', 'properties': {'city': {'type': 'string'}}, 'required': ['city']}
+    tools = [{'type': 'function', 'function': {'name': 'f', 'parameters': {'type': 'object'}}},
+             {'type': 'function', 'function': {'name': 'weather', 'parameters': schema}}]
+    req = parse_chat(chat(tools=tools, tool_choice={'type': 'function', 'function': {'name': 'weather'}}))
+    req.request_id = 'abc'
+    body = ollama_engine.chat_request(req)[1]
+    assert body['format'] == schema and 'tools' not in body
+    answer = ollama_engine.parse_chat_response(
+        {'model': 'm', 'message': {'role': 'assistant', 'content': '{"city": "Oslo"}'}, 'done': True,
+         'done_reason': 'stop'}, req)
+    assert answer.content == '' and answer.finish_reason == 'tool_calls'
+    assert answer.tool_calls == [ToolCall(id='call_abc_0', name='weather', arguments='{"city": "Oslo"}')]
+    parser = ollama_engine.OllamaStreamParser(req)
+    deltas = parser.feed(b'{"message":{"role":"assistant","content":"{\\"city\\": "},"done":false}\n'
+                         b'{"message":{"role":"assistant","content":"\\"Oslo\\"}"},"done":false}\n'
+                         b'{"message":{"role":"assistant","content":""},"done":true,"done_reason":"stop"}\n')
+    assert [d.content for d in deltas] == ['']
+    assert deltas[0].tool_calls == [ToolCallDelta(index=0, id='call_abc_0', name='weather',
+                                                  arguments='{"city": "Oslo"}')]
+    assert deltas[0].finish_reason == 'tool_calls'
 
 
 def test_completion_prompt_and_engines() -> None:
@@ -183,13 +213,36 @@ def test_embeddings() -> None:
     ({'model': 'm', 'messages': [{'role': 'user', 'content': [{'type': 'input_audio'}]}]},
      'messages[0].content[0].type'),
     ({'model': 'm', 'messages': [{'role': 'user', 'content': [
-        {'type': 'image_url', 'image_url': {'url': 'https://example.com/cat.png'}}]}]},
+        {'type': 'image_url', 'image_url': {'url': 'ftp://example.com/cat.png'}}]}]},
      'messages[0].content[0].image_url.url'),
     ({'model': 'm', 'messages': [{'role': 'user', 'content': [
         {'type': 'image_url', 'image_url': {'url': 'data:image/png;base64,%%%'}}]}]},
      'messages[0].content[0].image_url.url'),
     ({'model': 'm', 'messages': [{'role': 'assistant', 'tool_calls': [{'function': {'arguments': '{}'}}]}]},
      'messages[0].tool_calls[0].function.name'),
+    # tools whose schema is not a JSON Schema, duplicate or odd names, choices that name no tool
+    (chat(tools=[FN('f', {'type': 'object', 'properties': {'a': {'type': 'nonsense'}}})]),
+     'tools[0].function.parameters'),
+    (chat(tools=[FN('f', {'type': 'object', 'required': 'a'})]), 'tools[0].function.parameters'),
+    (chat(tools=[FN('f', {'type': 'array'})]), 'tools[0].function.parameters'),
+    (chat(tools=[FN('f', {}), FN('f', {})]), 'tools[1]'),
+    (chat(tools=[FN('get weather', {})]), 'tools[0]'),
+    (chat(tool_choice='required'), 'tool_choice'),
+    (chat(tools=[FN('f', {})], tool_choice={'type': 'function', 'function': {'name': 'g'}}), 'tool_choice'),
+    (chat(parallel_tool_calls='yes'), 'parallel_tool_calls'),
+    # a tool result must answer a call made earlier in the conversation
+    ({'model': 'm', 'messages': [{'role': 'tool', 'tool_call_id': 'call_9', 'content': 'sunny'}]},
+     'messages[0].tool_call_id'),
+    ({'model': 'm', 'messages': [
+        {'role': 'assistant', 'tool_calls': [{'id': 'call_1', 'function': {'name': 'f', 'arguments': '{}'}}]},
+        {'role': 'tool', 'tool_call_id': 'call_2', 'content': 'sunny'}]}, 'messages[1].tool_call_id'),
+    ({'model': 'm', 'messages': [{'role': 'tool', 'content': 'sunny'}]}, 'messages[0].tool_call_id'),
+    # a JSON schema that is not a schema; an image that is not an image
+    (chat(response_format={'type': 'json_schema', 'json_schema': {'name': 'x', 'schema': {'type': 'objekt'}}}),
+     'response_format.json_schema.schema'),
+    ({'model': 'm', 'messages': [{'role': 'user', 'content': [
+        {'type': 'image_url', 'image_url': {'url': 'data:image/png;base64,' + b64encode(b'not an image').decode()}}]}]},
+     'messages[0].content[0].image_url.url'),
 ])
 def test_bad_chat_input_names_the_parameter(body: object, param: str | None) -> None:
     with pytest.raises(InvalidRequest) as raised:
