@@ -7,13 +7,9 @@ The simulated engines answer deterministically (sim/text.py): the answer to "Say
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import anthropic
@@ -24,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sim.text import expected_text
-from tests.e2e.processes import free_port, running
+from tests.e2e.cluster import Cluster, running_cluster
 
 BIN = Path(sys.executable).parent
 PROMPT = 'Say hello'
@@ -32,52 +28,12 @@ MODELS = {'ollama': 'llama3.2', 'vllm': 'meta-llama/Llama-3.2-1B-Instruct'}
 NATURAL_LENGTH = 12  # tokens the simulated engines say when nothing stops them earlier
 
 
-@dataclass
-class Cluster:
-    url: str
-    key: str
-    admin_key: str
-    sims: dict[str, str]
-    data_dir: Path
-    env: dict[str, str]
-
-    def sim_config(self, engine: str, **knobs: object) -> None:
-        httpx.post(f'{self.sims[engine]}/_sim/config', json=knobs).raise_for_status()
-
-    def sim_stats(self, engine: str) -> dict[str, object]:
-        stats: dict[str, object] = httpx.get(f'{self.sims[engine]}/_sim/stats').json()
-        return stats
-
-
 @pytest.fixture(scope='module')
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp('cluster')
-    env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'warning', 'AUDIT_FLUSH_INTERVAL': '0.2'}
-    env.pop('DATABASE_URL', None)
-    with ExitStack() as stack:
-        sims = {}
-        for engine in ('ollama', 'vllm'):
-            port = free_port()
-            sims[engine] = f'http://127.0.0.1:{port}'
-            stack.enter_context(running(
-                [sys.executable, '-m', 'sim', engine, '--port', str(port), '--tokens', str(NATURAL_LENGTH)], env,
-                log_path=root / f'{engine}.log', ready_url=f'{sims[engine]}/_sim/config'))
-        _cli(env, 'migrate')
-        _cli(env, 'create-user', 'root', '--role', 'admin')
-        _cli(env, 'create-user', 'alice', '--role', 'faculty')
-        admin_key = _cli(env, 'create-key', 'root').strip()
-        key = _cli(env, 'create-key', 'alice').strip()
-        port = free_port()
-        url = f'http://127.0.0.1:{port}'
-        stack.enter_context(running([str(BIN / 'mindrouter'), 'serve', '--port', str(port)], env,
-                                    log_path=root / 'gateway.log', ready_url=f'{url}/healthz'))
-        for engine, sim_url in sims.items():
-            response = httpx.post(f'{url}/api/admin/backends/register', headers={'X-API-Key': admin_key},
-                                  json={'name': f'sim-{engine}', 'url': sim_url, 'engine': engine,
-                                        'max_concurrent': 4})
-            assert response.status_code == 201, response.text
-            assert response.json()['status'] == 'healthy'
-        yield Cluster(url, key, admin_key, sims, root / 'data', env)
+    args = ['--tokens', str(NATURAL_LENGTH)]
+    with running_cluster(tmp_path_factory.mktemp('cluster'), {'sim-ollama': ('ollama', args),
+                                                              'sim-vllm': ('vllm', args)}) as cluster:
+        yield cluster
 
 
 @pytest.fixture
@@ -96,12 +52,6 @@ def anthropic_client(cluster: Cluster) -> Iterator[anthropic.Anthropic]:
 def ollama_client(cluster: Cluster) -> Iterator[ollama.Client]:
     with ollama.Client(host=cluster.url, headers={'Authorization': f'Bearer {cluster.key}'}) as client:
         yield client
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([str(BIN / 'mindrouter'), *args], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 ENGINES = pytest.mark.parametrize('engine', ['ollama', 'vllm'])
