@@ -11,9 +11,12 @@ from app.lifespan import lifespan
 from app.routers import (
     account,
     admin,
+    admin_audit,
     admin_limits,
     admin_models,
     admin_queue,
+    admin_settings,
+    admin_users,
     anthropic,
     fallback,
     health,
@@ -41,6 +44,9 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(admin_models.router)
     app.include_router(admin_queue.router)
     app.include_router(admin_limits.router)
+    app.include_router(admin_users.router)
+    app.include_router(admin_audit.router)
+    app.include_router(admin_settings.router)
     app.include_router(account.router)
     app.include_router(nodes.router)
     app.include_router(telemetry.router)

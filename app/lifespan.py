@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
+from core import runtime
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
 from core.audit import AuditWriter
@@ -32,6 +33,7 @@ from core.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
+from core.runtime import Runtime
 from core.scheduler.fair_queue import FairQueue
 from core.scheduler.ledger import AdmissionLedger, LocalLedger
 from core.scheduler.redis_ledger import RedisLedger
@@ -120,6 +122,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await monitor.reload()
     except Exception as exc:  # unreachable or not migrated: /readyz says so, and the reload loop keeps trying
         log.warning('could not load the backend registry yet: %s', exc)
+    runtime.install(Runtime(settings=settings, database=database, registry=registry, monitor=monitor,
+                            lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
+                            poller=node_poller, secret_box=app.state.secret_box, control_client=control_client))
     usage_writer.start()
     audit.start()
     await ledger.start()
@@ -127,6 +132,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        runtime.install(None)
         await jobs.stop()
         await monitor.stop()
         await ledger.stop()

@@ -1,7 +1,26 @@
 """NiceGUI screens. Each module defines its pages inside register(), called once per app build."""
 
-from pages import home
+from pages import (
+    admin_audit,
+    admin_backends,
+    admin_log,
+    admin_models,
+    admin_nodes,
+    admin_overview,
+    admin_queue,
+    admin_quota_requests,
+    admin_settings,
+    admin_users,
+    dashboard,
+    home,
+    login,
+    public_models,
+    session,
+)
 
 
 def register_all() -> None:
-    home.register()
+    session.install()
+    for page in (home, public_models, login, dashboard, admin_overview, admin_nodes, admin_backends, admin_models,
+                 admin_users, admin_quota_requests, admin_queue, admin_audit, admin_log, admin_settings):
+        page.register()

@@ -10,6 +10,7 @@ from core.models.accounts import (
     User,
     UserPublic,
 )
+from core.models.admin_log import AdminAction
 from core.models.audit import RequestLog
 from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.models.base import utcnow
@@ -17,9 +18,11 @@ from core.models.leases import JobLease
 from core.models.model_settings import ModelSetting
 from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
+from core.models.site_settings import SiteSetting
 from core.models.telemetry import BackendSample, GpuSample
 
 __all__ = [
+    'AdminAction',
     'ApiKey',
     'ApiKeyPublic',
     'ApiKeyStatus',
@@ -43,6 +46,7 @@ __all__ = [
     'Role',
     'RoleName',
     'RolePublic',
+    'SiteSetting',
     'User',
     'UserPublic',
     'utcnow',

@@ -1,0 +1,55 @@
+"""The services of the running gateway, for the pages of the same process.
+
+The API app's lifespan builds the live services (the registry view with its in-flight counts, the scheduler
+and its queue, the backend lifecycle, the node poller, cluster figures) and installs them here; the NiceGUI
+pages, which live on another ASGI app in the same process, read them from here. Admin pages thus call the
+very objects the admin API calls, never a second implementation. Outside a running server (a shell, a unit
+test) nothing is installed and `current()` is None: pages show what the database alone can tell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
+    import httpx
+
+    from core.cluster import ClusterStats
+    from core.config import Settings
+    from core.db import Database
+    from core.registry.lifecycle import BackendLifecycle
+    from core.registry.monitor import RegistryMonitor
+    from core.registry.view import RegistryView
+    from core.scheduler.ledger import AdmissionLedger
+    from core.scheduler.scheduler import FairScheduler
+    from core.secretbox import SecretBox
+    from core.telemetry.poller import NodePoller
+
+
+@dataclass(slots=True, frozen=True)
+class Runtime:
+    settings: Settings
+    database: Database
+    registry: RegistryView
+    monitor: RegistryMonitor
+    lifecycle: BackendLifecycle
+    scheduler: FairScheduler
+    ledger: AdmissionLedger
+    cluster: ClusterStats
+    poller: NodePoller
+    secret_box: SecretBox
+    control_client: httpx.AsyncClient
+
+
+_current: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    """Called by the API lifespan at startup (and with None at shutdown)."""
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime | None:
+    return _current

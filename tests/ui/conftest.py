@@ -1,0 +1,62 @@
+"""Pages driven by NiceGUI's simulated user (no browser), on a migrated SQLite database.
+
+`people` creates an admin (root/rootpass1) and a student (stu/stupass12); `log_in(user, name, password)` signs
+a simulated browser in through the login form. `live` runs the API app's lifespan in the test, so the pages
+find the running services (core.runtime) as they do in `mindrouter serve`; `admin_api` is an httpx client on
+that app with an admin key, to set up state the way an operator would.
+
+List `people` (or `database`) before `user`: the database must exist when NiceGUI builds the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from nicegui.testing import User
+
+from app.factory import create_api_app
+from core import accounts
+from core.db import Database
+
+ADMIN = ('root', 'rootpass1')
+STUDENT = ('stu', 'stupass12')
+
+
+@pytest.fixture(params=['sqlite'])
+def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:  # the UI suite runs on SQLite
+    return f'sqlite+aiosqlite:///{tmp_path}/ui.db'
+
+
+@pytest.fixture
+async def people(database: Database) -> Database:
+    async with database.session() as session:
+        await accounts.create_user(session, username=ADMIN[0], role='admin', password=ADMIN[1])
+        await accounts.create_user(session, username=STUDENT[0], role='student', password=STUDENT[1])
+    return database
+
+
+@pytest.fixture
+async def live(people: Database) -> AsyncIterator[FastAPI]:
+    application = create_api_app()
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def admin_api(live: FastAPI, people: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with people.session() as session:
+        _, key = await accounts.create_api_key(session, username=ADMIN[0], name='tests')
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(live), base_url='http://mindrouter.test',
+                                 headers={'X-API-Key': key}) as client:
+        yield client
+
+
+async def log_in(user: User, username: str, password: str) -> None:
+    await user.open('/login')
+    user.find(marker='login-username').type(username)
+    user.find(marker='login-password').type(password)
+    user.find(marker='login-submit').click()
