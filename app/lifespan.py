@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
-from core import runtime
+from core import runtime, site_settings
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
 from core.audit import AuditWriter
@@ -49,6 +49,7 @@ log = logging.getLogger('mindrouter')
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
+    await site_settings.apply_stored(settings)  # what admins changed at run time outlives a restart
     database = get_database()
     authenticator = ApiKeyAuthenticator(principal_loader(database), ttl=settings.api_key_cache_ttl)
     usage_writer = KeyUsageWriter(authenticator, database, interval=settings.api_key_usage_flush_interval)
@@ -106,8 +107,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
-                                context_cap=settings.context_length_cap,
-                                override_num_ctx=settings.ollama_override_num_ctx,
+                                settings=settings,  # context cap and num_ctx override read live
                                 cooldown=settings.backend_cooldown, on_failure=monitor.check_soon)
     app.state.images = ImageFetcher(
         max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,
@@ -116,7 +116,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:
-            await demo.start(database, monitor)
+            await demo.start(database, monitor, secret_box)
         else:
             await remove_simulated(database)
         await monitor.reload()
@@ -124,7 +124,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning('could not load the backend registry yet: %s', exc)
     runtime.install(Runtime(settings=settings, database=database, registry=registry, monitor=monitor,
                             lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
-                            poller=node_poller, secret_box=app.state.secret_box, control_client=control_client))
+                            poller=node_poller, secret_box=app.state.secret_box, control_client=control_client,
+                            authenticator=authenticator, quota=app.state.quota))
     usage_writer.start()
     audit.start()
     await ledger.start()

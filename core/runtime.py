@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
     import httpx
 
+    from core.api_keys import ApiKeyAuthenticator
     from core.cluster import ClusterStats
     from core.config import Settings
     from core.db import Database
+    from core.quotas import QuotaGuard
     from core.registry.lifecycle import BackendLifecycle
     from core.registry.monitor import RegistryMonitor
     from core.registry.view import RegistryView
@@ -40,6 +42,8 @@ class Runtime:
     poller: NodePoller
     secret_box: SecretBox
     control_client: httpx.AsyncClient
+    authenticator: ApiKeyAuthenticator  # a key revoked in the console is forgotten at once (invalidate)
+    quota: QuotaGuard  # the same usage figures /api/account/usage reports
 
 
 _current: Runtime | None = None

@@ -17,15 +17,15 @@ async def test_a_logged_out_visitor_is_sent_to_the_login_page(people: Database, 
 
 async def test_a_wrong_password_is_told_inline_and_the_right_one_signs_in(people: Database, user: User) -> None:
     await log_in(user, STUDENT[0], 'not-it')
-    await user.should_see('Wrong username or password')
+    await user.should_see('Wrong username or password', retries=30)
     await log_in(user, *STUDENT)
-    await user.should_see(marker='nav-logout')
+    await user.should_see(marker='nav-logout', retries=30)
     await user.should_see(STUDENT[0])
 
 
 async def test_a_student_cannot_open_admin_pages(people: Database, user: User) -> None:
     await log_in(user, *STUDENT)
-    await user.should_see(marker='nav-logout')
+    await user.should_see(marker='nav-logout', retries=30)
     response = await user.http_client.get('/admin')
     assert response.status_code == 403
     await user.should_not_see(marker='nav-admin')
@@ -33,7 +33,7 @@ async def test_a_student_cannot_open_admin_pages(people: Database, user: User) -
 
 async def test_an_admin_sees_the_admin_menu_and_logging_out_ends_the_session(people: Database, user: User) -> None:
     await log_in(user, *ADMIN)
-    await user.should_see(marker='nav-admin')
+    await user.should_see(marker='nav-admin', retries=30)
     await user.open('/logout')
     await user.should_see(marker='login-username')
     await user.open('/dashboard')
@@ -47,4 +47,4 @@ async def test_a_deactivated_account_cannot_sign_in(people: Database, user: User
         account.is_active = False
         await session.commit()
     await log_in(user, *STUDENT)
-    await user.should_see('Wrong username or password, or the account is deactivated.')
+    await user.should_see('Wrong username or password, or the account is deactivated.', retries=30)
