@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from core.config import Settings
 from core.errors import BackendUnavailable, InvalidRequest, ModelNotFound, UpstreamError
 from core.gateway.engines import EngineAdapter
 from core.gateway.http import (
@@ -151,16 +152,26 @@ class Gateway:
     def __init__(self, *, registry: RegistryView, picker: FairScheduler, upstream: UpstreamPool,
                  adapters: Callable[[str], EngineAdapter], max_attempts: int = 3, context_cap: int = 32768,
                  override_num_ctx: bool = True, cooldown: float = 10.0,
-                 on_failure: Callable[[int], None] | None = None) -> None:
+                 on_failure: Callable[[int], None] | None = None, settings: Settings | None = None) -> None:
         self._registry = registry
         self._picker = picker
         self._upstream = upstream
         self._adapters = adapters
         self._max_attempts = max_attempts
-        self._context_cap = context_cap
-        self._override_num_ctx = override_num_ctx
+        self._fixed_context = (context_cap, override_num_ctx)
+        # Given, the cap and the override are read from it per request: an admin changes them at run time
+        # (core.site_settings) by assigning to this very object.
+        self._settings = settings
         self._cooldown = cooldown
         self._on_failure = on_failure
+
+    @property
+    def _context_cap(self) -> int:
+        return self._fixed_context[0] if self._settings is None else self._settings.context_length_cap
+
+    @property
+    def _override_num_ctx(self) -> bool:
+        return self._fixed_context[1] if self._settings is None else self._settings.ollama_override_num_ctx
 
     def for_backend(self, request: ChatRequest, backend: BackendState, prompt: PromptSize | None = None
                     ) -> ChatRequest:

@@ -1,0 +1,260 @@
+"""Run-time settings: the few an admin may change without a restart, kept in the `site_settings` table.
+
+The environment (and `.env`) sets every setting at start; a value stored here wins over it, at start
+(`apply_stored`, from the API lifespan) and from the moment an admin changes it (`change`), because the change
+is assigned to the live `Settings` object that the request path reads per request. Resetting a setting deletes
+the stored value and puts the environment's back. Every change and reset is written to the admin log.
+
+Only this process's `Settings` object changes at once; other worker processes pick the stored value up at their
+next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core import admin_log
+from core.config import Settings
+from core.db import Database, get_database
+from core.errors import InvalidRequest, NotFound
+from core.models import AdminAction, SiteSetting, utcnow
+
+log = logging.getLogger('mindrouter.site_settings')
+
+CHANGE = 'setting.change'
+RESET = 'setting.reset'
+HIDDEN = '(hidden)'
+Source = Literal['default', 'environment', 'console']
+
+
+@dataclass(frozen=True, slots=True)
+class Editable:
+    name: str  # the Settings field
+    label: str
+    kind: Literal['int', 'bool']
+    help: str
+    minimum: int | None = None  # as core.config says
+    # Not in core.config: a typing slip in the console must not take the gateway down (a timedelta of 10**30
+    # days overflows; a context cap of billions makes every Ollama load fail).
+    maximum: int | None = None
+
+
+EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
+    Editable('context_length_cap', 'Context length cap', 'int', minimum=512, maximum=10_000_000,
+             help="num_ctx sent to Ollama: the model's context length, but never more than this (tokens)."),
+    Editable('ollama_override_num_ctx', "Override the caller's num_ctx", 'bool',
+             help="Replace a caller's own Ollama num_ctx with the capped context length."),
+    Editable('audit_log_prompts', 'Keep prompts in the audit log', 'bool',
+             help='Store the prompt text of each request in its audit row.'),
+    Editable('audit_log_responses', 'Keep responses in the audit log', 'bool',
+             help='Store the answer text of each request in its audit row.'),
+    Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
+             help='GPU and backend telemetry history older than this is deleted.'),
+)}
+
+
+@dataclass(slots=True)
+class SettingState:
+    """One editable setting as the console and the admin API show it."""
+
+    name: str
+    label: str
+    kind: str
+    help: str
+    minimum: int | None
+    maximum: int | None
+    value: Any  # in force now
+    environment_value: Any  # what a reset returns to
+    source: Source
+    changed_at: datetime | None = None  # source 'console': when and by whom (the admin log's latest change)
+    changed_by: str | None = None
+    changed_via: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data['changed_at'] = self.changed_at.isoformat() if self.changed_at else None
+        return data
+
+
+def rule_for(name: str) -> Editable:
+    rule = EDITABLE.get(name)
+    if rule is not None:
+        return rule
+    if name in Settings.model_fields:
+        raise InvalidRequest(f'{name} cannot be changed at run time; set it in the environment and restart.',
+                             param='name')
+    raise NotFound(f'There is no setting named {name!r}.')
+
+
+def validate(name: str, value: Any) -> int | bool:
+    """The value as the setting takes it, or InvalidRequest naming the setting."""
+    rule = rule_for(name)
+    if rule.kind == 'bool':
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {'true', 'false'}:
+            return value.strip().lower() == 'true'
+        raise InvalidRequest(f'{name} must be true or false.', param=name)
+    number = _whole_number(value)
+    low, high = rule.minimum, rule.maximum
+    if number is None or (low is not None and number < low) or (high is not None and number > high):
+        bounds = f' between {low} and {high}' if low is not None and high is not None else \
+            f' of at least {low}' if low is not None else ''
+        raise InvalidRequest(f'{name} must be a whole number{bounds}.', param=name)
+    return number
+
+
+async def load(session: AsyncSession) -> dict[str, Any]:
+    """The stored values that are still valid (a value a later release would refuse is skipped, and said)."""
+    values: dict[str, Any] = {}
+    for row in await session.exec(select(SiteSetting)):
+        if row.name not in EDITABLE:
+            continue
+        try:
+            values[row.name] = validate(row.name, row.value)
+        except InvalidRequest as exc:
+            log.warning('stored setting ignored: %s', exc.message)
+    return values
+
+
+def apply(settings: Settings, values: dict[str, Any]) -> None:
+    """Put the values into the live settings. Settings is not frozen and does not validate assignments:
+    the values must come through `validate` (as `load` and `change` do)."""
+    for name, value in values.items():
+        if name in EDITABLE:
+            setattr(settings, name, value)
+
+
+async def apply_stored(settings: Settings, database: Database | None = None) -> dict[str, Any]:
+    """At start, before any service reads the settings: the stored values over the environment's."""
+    try:
+        async with (database or get_database()).session() as session:
+            values = await load(session)
+    except Exception as exc:  # not migrated yet, or unreachable: the environment's values stand
+        log.warning('run-time settings not applied (the environment\'s values are used): %s', exc)
+        return {}
+    apply(settings, values)
+    if values:
+        log.info('run-time settings from the console: %s', ', '.join(f'{k}={v}' for k, v in values.items()))
+    return values
+
+
+def environment_settings() -> Settings:
+    """The settings as the environment (and `.env`) alone give them: what a reset returns to."""
+    return Settings()
+
+
+async def describe(session: AsyncSession, settings: Settings) -> list[SettingState]:
+    """Every editable setting: its value now, the environment's, and where the value in force comes from."""
+    environment = await asyncio.to_thread(environment_settings)  # reads .env: off the event loop
+    stored = {row.name: row for row in await session.exec(select(SiteSetting)) if row.name in EDITABLE}
+    latest = select(func.max(col(AdminAction.id))).where(col(AdminAction.action) == CHANGE) \
+        .where(col(AdminAction.target).in_(list(stored))).group_by(col(AdminAction.target))
+    changes = {entry.target: entry for entry in await session.exec(
+        select(AdminAction).where(col(AdminAction.id).in_(latest)))} if stored else {}
+    states = []
+    for name, rule in EDITABLE.items():
+        row, entry = stored.get(name), changes.get(name)
+        source: Source = 'console' if row is not None else \
+            'environment' if name in environment.model_fields_set else 'default'
+        states.append(SettingState(
+            name=name, label=rule.label, kind=rule.kind, help=rule.help, minimum=rule.minimum, maximum=rule.maximum,
+            value=getattr(settings, name), environment_value=getattr(environment, name), source=source,
+            changed_at=(entry.created_at if entry else row.updated_at) if row is not None else None,
+            changed_by=entry.actor if row is not None and entry else None,
+            changed_via=entry.via if row is not None and entry else None))
+    return states
+
+
+async def change(session: AsyncSession, settings: Settings, *, name: str, value: Any, actor_id: int | None,
+                 actor: str, via: str) -> SettingState:
+    """Validate, store, apply to the live settings and record in the admin log; the setting as it now is."""
+    new = validate(name, value)
+    before = getattr(settings, name)
+    row = await session.get(SiteSetting, name)
+    if row is None:
+        session.add(SiteSetting(name=name, value=new))
+    else:
+        row.value, row.updated_at = new, utcnow()
+    await admin_log.record(session, actor_id=actor_id, actor=actor, action=CHANGE, target=name,
+                           before={name: before}, after={name: new}, via=via, commit=False)
+    await session.commit()  # the stored value and its record stand or fall together
+    setattr(settings, name, new)
+    return await _state(session, settings, name)
+
+
+async def reset(session: AsyncSession, settings: Settings, *, name: str, actor_id: int | None, actor: str,
+                via: str) -> SettingState:
+    """Back to the environment's value: the stored one deleted, the live settings set, the admin log told."""
+    rule_for(name)
+    value = getattr(await asyncio.to_thread(environment_settings), name)
+    before = getattr(settings, name)
+    row = await session.get(SiteSetting, name)
+    if row is None and before == value:
+        return await _state(session, settings, name)  # nothing to undo, nothing to record
+    if row is not None:
+        await session.delete(row)
+    await admin_log.record(session, actor_id=actor_id, actor=actor, action=RESET, target=name,
+                           before={name: before}, after={name: value}, via=via, commit=False)
+    await session.commit()
+    setattr(settings, name, value)
+    return await _state(session, settings, name)
+
+
+def read_only(settings: Settings) -> list[tuple[str, str]]:
+    """The other settings, name and value as text, with secrets hidden: shown, never editable."""
+    shown = []
+    for name in Settings.model_fields:
+        if name in EDITABLE:
+            continue
+        value = getattr(settings, name)
+        if 'secret' in name or 'password' in name or name.endswith('_key'):
+            text = HIDDEN if value else '(not set)'
+        elif name.endswith('_url'):
+            text = mask_url(str(value)) if value else '(not set)'
+        else:
+            text = '(not set)' if value is None or value == '' else str(value)
+        shown.append((name, text))
+    return shown
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password (and any secret-looking query parameter) replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return HIDDEN
+    userinfo, at, hostport = parts.netloc.rpartition('@')
+    netloc = f'{userinfo.split(":", 1)[0]}:***@{hostport}' if at and ':' in userinfo else parts.netloc
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret = [any(word in key.lower() for word in ('pass', 'secret', 'token', 'key')) for key, _ in pairs]
+    if netloc == parts.netloc and not any(secret):
+        return url  # nothing to hide (and urlunsplit would turn sqlite:/// into sqlite:/)
+    query = urlencode([(key, '***' if hide else value) for (key, value), hide in zip(pairs, secret, strict=True)],
+                      safe='*') if any(secret) else parts.query
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+async def _state(session: AsyncSession, settings: Settings, name: str) -> SettingState:
+    return next(state for state in await describe(session, settings) if state.name == name)
+
+
+def _whole_number(value: Any) -> int | None:
+    if isinstance(value, bool):  # True is an int to Python, not to an admin
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip('-').isdigit():
+        return int(value.strip())
+    return None
