@@ -93,7 +93,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.node_poller = node_poller
     app.state.metrics = GatewayMetrics(registry, lambda: scheduler.waiting, lambda: node_poller.snapshots)
     app.state.cluster_stats = ClusterStats(database, registry)
-    telemetry = TelemetryRecorder(database, node_poller, registry, retention_days=settings.telemetry_retention_days)
+    telemetry = TelemetryRecorder(database, node_poller, registry,
+                                  retention_days=lambda: settings.telemetry_retention_days)
     app.state.telemetry = telemetry
     jobs = BackgroundJobs(leadership=Leadership(database, ttl=settings.leader_lease_ttl), monitor=monitor,
                           poller=node_poller, telemetry=telemetry, lifecycle=lifecycle, registry=registry,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,12 +71,18 @@ def backend_rows(registry: RegistryView, poller: NodePoller, taken_at: datetime)
 
 class TelemetryRecorder:
     def __init__(self, database: Database, poller: NodePoller, registry: RegistryView, *,
-                 retention_days: int) -> None:
+                 retention_days: int | Callable[[], int]) -> None:
         self._database = database
         self._poller = poller
         self._registry = registry
-        self.retention = timedelta(days=retention_days)
+        # a callable is read at every prune: an admin may change the retention while the gateway runs
+        self._retention_days = retention_days
         self._last_prune: float | None = None  # monotonic time of the last prune
+
+    @property
+    def retention(self) -> timedelta:
+        days = self._retention_days
+        return timedelta(days=days() if callable(days) else days)
 
     async def sample_now(self, *, at: datetime | None = None) -> SampleCounts:
         """Write one sample of every GPU and backend, all rows or none. `at` defaults to now; it is cut to
