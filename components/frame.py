@@ -69,6 +69,6 @@ def frame(title: str, *, admin: bool = False) -> Iterator[None]:
 
 @asynccontextmanager
 async def admin_frame(title: str) -> AsyncIterator[None]:
-    """`frame` for admin pages (the gate already refused non-admins), as an async block for uniformity."""
+    """`frame` for admin pages (the gate let only a current admin through), as an async block for uniformity."""
     with frame(title, admin=True):
         yield

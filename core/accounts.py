@@ -19,8 +19,8 @@ from core.errors import ApiKeyNotFound, DuplicateUser, InvalidRequest, UnknownRo
 from core.models import ApiKey, ApiKeyStatus, QuotaOverride, Role, RoleName, User, utcnow
 from core.security import digests_match, generate_api_key, hash_password_async, verify_password_async
 
-_USERNAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@-]{0,63}')
-_EMAIL = re.compile(r'[^@\s]+@[^@\s]+\.[^@\s]+')
+USERNAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@-]{0,63}')
+EMAIL_PATTERN = re.compile(r'[^@\s]+@[^@\s]+\.[^@\s]+')
 
 # The demo accounts `mindrouter seed` creates (documented in the README; never for production).
 DEMO_USERS: tuple[tuple[str, str, RoleName], ...] = (
@@ -53,10 +53,10 @@ async def get_user(session: AsyncSession, *, username: str) -> User:
 async def create_user(session: AsyncSession, *, username: str, role: str, password: str | None = None,
                       email: str | None = None, full_name: str = '') -> User:
     """Create a user; with no password the account can use API keys but not the web login."""
-    if not _USERNAME.fullmatch(username):
+    if not USERNAME_PATTERN.fullmatch(username):
         raise InvalidRequest(f'invalid username {username!r}: use 1-64 letters, digits, ".", "_", "-" or "@"',
                              param='username')
-    if email is not None and not _EMAIL.fullmatch(email):
+    if email is not None and not EMAIL_PATTERN.fullmatch(email):
         raise InvalidRequest(f'invalid email address {email!r}', param='email')
     role_row = await get_role(session, name=role)
     clash = (await session.exec(select(User).where(

@@ -49,8 +49,14 @@ class _Gate(BaseHTTPMiddleware):
             return await call_next(request)
         if not nicegui_app.storage.user.get('user_id'):
             return RedirectResponse(f'/login?redirect_to={quote(path)}')
-        if (path == '/admin' or path.startswith('/admin/')) and not nicegui_app.storage.user.get('is_admin'):
-            return HTMLResponse(FORBIDDEN, status_code=403)
+        if path == '/admin' or path.startswith('/admin/'):
+            # the account as it is now (one indexed read): an admin demoted or deactivated since signing in
+            # is refused at once, not when the session ends
+            user = await signed_in()
+            if user is None:
+                return RedirectResponse(f'/login?redirect_to={quote(path)}')
+            if not user.is_admin:
+                return HTMLResponse(FORBIDDEN, status_code=403)
         return await call_next(request)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import orjson
@@ -15,6 +15,8 @@ from starlette.responses import Response, StreamingResponse
 
 from app.deps import require_admin
 from app.responses import JSONResponse
+from core.api_keys import Principal
+from core.console_actions import Actor, backend_fields, backend_target, log_action
 from core.db import Database
 from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendModel, BackendUpdate, Engine
@@ -26,6 +28,9 @@ from core.scheduler.ledger import AdmissionLedger
 from core.telemetry.poller import NodePoller
 
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
+
+# The admin whose key calls (FastAPI solves require_admin once per request: this reuses the router's answer).
+Admin = Annotated[Principal, Depends(require_admin)]
 
 
 class BackendCreate(BackendBase):
@@ -67,7 +72,7 @@ class BackendPublic(BaseModel):
 
 
 @router.post('/backends/register', status_code=201, response_model=BackendPublic)
-async def register_backend(payload: BackendCreate, request: Request) -> Any:
+async def register_backend(payload: BackendCreate, request: Request, admin: Admin) -> Any:
     """Register an Ollama or vLLM endpoint and discover its models at once (it stays registered, marked
     unhealthy with the reason, if the engine cannot be reached yet)."""
     database: Database = request.app.state.database
@@ -75,6 +80,8 @@ async def register_backend(payload: BackendCreate, request: Request) -> Any:
     async with database.session() as session:
         backend = await store.create_backend(session, data=payload)
     assert backend.id is not None
+    await log_action(database, _actor(admin), action='backend.register', target=backend_target(backend),
+                     after=backend_fields(backend))
     await monitor.check(backend.id)
     return await _public(request, backend.id)
 
@@ -89,45 +96,57 @@ async def list_backends(request: Request) -> Any:
 
 
 @router.patch('/backends/{backend_id}', response_model=BackendPublic)
-async def update_backend(backend_id: int, payload: BackendPatch, request: Request) -> Any:
+async def update_backend(backend_id: int, payload: BackendPatch, request: Request, admin: Admin) -> Any:
     """Change name, url, max_concurrent, node_id or gpu_indices; the models are re-discovered."""
     database: Database = request.app.state.database
     monitor: RegistryMonitor = request.app.state.monitor
+    changed = payload.model_dump(exclude_unset=True)
     async with database.session() as session:
-        await store.update_backend(session, backend_id=backend_id, changes=payload)
+        before = backend_fields(await store.get_backend(session, backend_id=backend_id), changed)
+        backend = await store.update_backend(session, backend_id=backend_id, changes=payload)
+    await log_action(database, _actor(admin), action='backend.update', target=backend_target(backend),
+                     before=before, after=backend_fields(backend, changed))
     await monitor.check(backend_id)
     return await _public(request, backend_id)
 
 
 @router.post('/backends/{backend_id}/enable', response_model=BackendPublic)
-async def enable_backend(backend_id: int, request: Request) -> Any:
+async def enable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
     """Back into rotation, after a fresh check."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
-    await lifecycle.enable(backend_id)
+    before = await _status(request, backend_id)
+    backend = await lifecycle.enable(backend_id)
+    await _record_status(request, admin, 'enable', backend, before)
     return await _public(request, backend_id)
 
 
 @router.post('/backends/{backend_id}/disable', response_model=BackendPublic)
-async def disable_backend(backend_id: int, request: Request) -> Any:
+async def disable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
     """Out of rotation now; requests already on it finish."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
-    await lifecycle.disable(backend_id)
+    before = await _status(request, backend_id)
+    backend = await lifecycle.disable(backend_id)
+    await _record_status(request, admin, 'disable', backend, before)
     return await _public(request, backend_id)
 
 
 @router.post('/backends/{backend_id}/drain', response_model=BackendPublic)
-async def drain_backend(backend_id: int, request: Request) -> Any:
+async def drain_backend(backend_id: int, request: Request, admin: Admin) -> Any:
     """No new requests; the ones in flight finish; then the backend disables itself."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
-    await lifecycle.drain(backend_id)
+    before = await _status(request, backend_id)
+    backend = await lifecycle.drain(backend_id)
+    await _record_status(request, admin, 'drain', backend, before)
     return await _public(request, backend_id)
 
 
 @router.post('/backends/{backend_id}/refresh', response_model=BackendPublic)
-async def refresh_backend(backend_id: int, request: Request) -> Any:
+async def refresh_backend(backend_id: int, request: Request, admin: Admin) -> Any:
     """Re-discover the backend's models and health now."""
     monitor: RegistryMonitor = request.app.state.monitor
-    await monitor.check(backend_id)
+    before = await _status(request, backend_id)
+    backend = await monitor.check(backend_id)
+    await _record_status(request, admin, 'refresh', backend, before)
     return await _public(request, backend_id)
 
 
@@ -138,7 +157,7 @@ class ModelName(BaseModel):
 
 
 @router.post('/backends/{backend_id}/ollama/pull')
-async def pull_model(backend_id: int, payload: ModelName, request: Request) -> Response:
+async def pull_model(backend_id: int, payload: ModelName, request: Request, admin: Admin) -> Response:
     """Pull a model onto an Ollama backend. Streams Ollama's progress as NDJSON (`stream: false`: one JSON
     answer at the end); the backend's model list is refreshed when the pull succeeds."""
     url = await _ollama_url(request, backend_id)
@@ -149,6 +168,7 @@ async def pull_model(backend_id: int, payload: ModelName, request: Request) -> R
         async for progress in ollama_models.pull(client, url, payload.model):
             last = progress
         await monitor.check(backend_id)
+        await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         return JSONResponse(last)
 
     async def progress_lines() -> AsyncIterator[bytes]:
@@ -159,20 +179,46 @@ async def pull_model(backend_id: int, payload: ModelName, request: Request) -> R
             yield orjson.dumps({'error': exc.message}) + b'\n'
             return
         await monitor.check(backend_id)
+        await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         yield orjson.dumps({'status': 'models refreshed'}) + b'\n'
 
     return StreamingResponse(progress_lines(), media_type='application/x-ndjson')
 
 
 @router.post('/backends/{backend_id}/ollama/delete', response_model=BackendPublic)
-async def delete_model(backend_id: int, payload: ModelName, request: Request) -> Any:
+async def delete_model(backend_id: int, payload: ModelName, request: Request, admin: Admin) -> Any:
     """Delete a model from an Ollama backend; the backend's model list is refreshed."""
     url = await _ollama_url(request, backend_id)
     client: httpx.AsyncClient = request.app.state.control_client
     monitor: RegistryMonitor = request.app.state.monitor
     await ollama_models.delete(client, url, payload.model)
     await monitor.check(backend_id)
+    await _record_model(request, admin, 'backend.model_delete', backend_id, before={'model': payload.model})
     return await _public(request, backend_id)
+
+
+def _actor(admin: Principal) -> Actor:
+    return Actor(id=admin.user_id, name=admin.username, via='api')
+
+
+async def _status(request: Request, backend_id: int) -> str:
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        return (await store.get_backend(session, backend_id=backend_id)).status
+
+
+async def _record_status(request: Request, admin: Principal, verb: str, backend: Backend, before: str) -> None:
+    await log_action(request.app.state.database, _actor(admin), action=f'backend.{verb}',
+                     target=backend_target(backend), before={'status': before}, after={'status': backend.status})
+
+
+async def _record_model(request: Request, admin: Principal, action: str, backend_id: int, *,
+                        before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        backend = await store.get_backend(session, backend_id=backend_id)
+    await log_action(database, _actor(admin), action=action, target=backend_target(backend), before=before,
+                     after=after)
 
 
 async def _ollama_url(request: Request, backend_id: int) -> str:

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Request
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core import accounts, limits, quota_requests
+from core import accounts, limits, quota_admin, quota_requests
 from core.api_keys import Principal
+from core.console_actions import Actor
 from core.db import Database
 from core.limits import RoleLimits, UserLimits
 from core.models import QuotaRequestStatus
@@ -28,10 +29,10 @@ async def list_roles(request: Request) -> JSONResponse:
 
 
 @router.patch('/roles/{name}')
-async def update_role(name: str, changes: RoleLimits, request: Request) -> JSONResponse:
+async def update_role(name: str, changes: RoleLimits, request: Request, admin: Admin) -> JSONResponse:
     """Change a role's weight (at least 1), token budget, requests per minute or running requests (0: none)."""
     async with _db(request).session() as session:
-        role = await limits.update_role(session, name=name, changes=changes)
+        role = await quota_admin.update_role(session, actor=_actor(admin), name=name, changes=changes)
     return JSONResponse(role.model_dump(exclude={'id'}))
 
 
@@ -45,11 +46,12 @@ async def user_quota(username: str, request: Request) -> JSONResponse:
 
 
 @router.put('/users/{username}/quota')
-async def set_user_quota(username: str, changes: UserLimits, request: Request) -> JSONResponse:
+async def set_user_quota(username: str, changes: UserLimits, request: Request, admin: Admin) -> JSONResponse:
     """Replace the user's overrides; a null field means the role's value (all null: no override)."""
     async with _db(request).session() as session:
         user = await accounts.get_user(session, username=username)
-        effective = await limits.set_user_limits(session, user=user, limits=changes)
+        effective = await quota_admin.set_user_quota(session, actor=_actor(admin), username=username,
+                                                     changes=changes)
     return JSONResponse(await _with_usage(request, user.id, effective))
 
 
@@ -63,16 +65,16 @@ async def list_quota_requests(request: Request, status: QuotaRequestStatus | Non
 async def approve(request_id: int, decision: QuotaDecision, request: Request, admin: Admin) -> JSONResponse:
     """Raise the user's limits to what was asked (or to the values given here), and say so."""
     async with _db(request).session() as session:
-        decided = await quota_requests.decide(session, request_id=request_id, reviewer_id=admin.user_id,
-                                              approve=True, decision=decision)
+        decided = await quota_admin.decide_request(session, actor=_actor(admin), request_id=request_id,
+                                                   approve=True, decision=decision)
     return JSONResponse(decided.model_dump())
 
 
 @router.post('/quota-requests/{request_id}/deny')
 async def deny(request_id: int, decision: QuotaDecision, request: Request, admin: Admin) -> JSONResponse:
     async with _db(request).session() as session:
-        decided = await quota_requests.decide(session, request_id=request_id, reviewer_id=admin.user_id,
-                                              approve=False, decision=decision)
+        decided = await quota_admin.decide_request(session, actor=_actor(admin), request_id=request_id,
+                                                   approve=False, decision=decision)
     return JSONResponse(decided.model_dump())
 
 
@@ -82,6 +84,10 @@ async def _with_usage(request: Request, user_id: int | None, effective: limits.E
     return {'username': effective.username, 'role': effective.role, 'role_limits': effective.role_limits,
             'overrides': effective.overrides, 'effective': effective.effective, 'note': effective.note,
             'period': quota.period, 'used_tokens': await quota.used_tokens(user_id)}
+
+
+def _actor(admin: Principal) -> Actor:
+    return Actor(id=admin.user_id, name=admin.username, via='api')
 
 
 def _db(request: Request) -> Database:

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.deps import require_admin
 from app.responses import JSONResponse
+from core import model_admin
+from core.api_keys import Principal
 from core.config import Settings
+from core.console_actions import Actor
 from core.db import Database
 from core.errors import NotFound
-from core.registry import store
+from core.model_admin import ModelChanges
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
 
 router = APIRouter(prefix='/api/admin/models', tags=['Admin'], dependencies=[Depends(require_admin)])
+Admin = Annotated[Principal, Depends(require_admin)]
 
 
-class ModelSettingsPatch(BaseModel):
-    model_config = ConfigDict(extra='forbid')
-    context_length_override: int | None = Field(default=None, description='null clears the override')
+class ModelSettingsPatch(ModelChanges):
+    """Only the fields sent change."""
 
 
 @router.get('')
@@ -32,12 +34,14 @@ async def list_models(request: Request) -> JSONResponse:
 
 
 @router.patch('/{model:path}')
-async def update_model(model: str, payload: ModelSettingsPatch, request: Request) -> JSONResponse:
-    """Set or clear the context length every request to this model gets (Ollama's num_ctx)."""
+async def update_model(model: str, payload: ModelSettingsPatch, request: Request, admin: Admin) -> JSONResponse:
+    """Set or clear the context length every request to this model gets (Ollama's num_ctx), and the
+    capabilities requests are routed by (replacing the discovered ones; null: discovered again)."""
     database: Database = request.app.state.database
     monitor: RegistryMonitor = request.app.state.monitor
     async with database.session() as session:
-        await store.set_context_override(session, model=model, context_length=payload.context_length_override)
+        await model_admin.change_settings(session, actor=Actor(id=admin.user_id, name=admin.username, via='api'),
+                                          model=model, changes=payload)
     await monitor.reload()
     return JSONResponse(_model(request, model))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.deps import require_admin
+from core.api_keys import Principal
+from core.console_actions import Actor, log_action, node_fields, node_target
 from core.db import Database
 from core.models import Node, NodeBase
 from core.registry import nodes
@@ -17,6 +19,9 @@ from core.telemetry.poller import NodePoller
 from core.telemetry.sidecar import summarize
 
 router = APIRouter(prefix='/api/admin/nodes', tags=['Admin'], dependencies=[Depends(require_admin)])
+
+# The admin whose key calls (FastAPI solves require_admin once per request: this reuses the router's answer).
+Admin = Annotated[Principal, Depends(require_admin)]
 
 
 class NodeCreate(NodeBase):
@@ -41,7 +46,7 @@ class NodePublic(BaseModel):
 
 
 @router.post('/register', status_code=201, response_model=NodePublic)
-async def register_node(payload: NodeCreate, request: Request) -> Any:
+async def register_node(payload: NodeCreate, request: Request, admin: Admin) -> Any:
     """Register a node and poll its sidecar at once (it stays registered, offline with the reason, if the
     sidecar cannot be read yet)."""
     database: Database = request.app.state.database
@@ -50,6 +55,8 @@ async def register_node(payload: NodeCreate, request: Request) -> Any:
     async with database.session() as session:
         node = await nodes.register_node(session, data=payload, sidecar_key=payload.sidecar_key, box=box)
     assert node.id is not None
+    await log_action(database, _actor(admin), action='node.register', target=node_target(node),
+                     after=node_fields(node))
     return _public(request, await poller.poll(node.id))
 
 
@@ -61,20 +68,33 @@ async def list_nodes(request: Request) -> Any:
 
 
 @router.post('/{node_id}/refresh', response_model=NodePublic)
-async def refresh_node(node_id: int, request: Request) -> Any:
+async def refresh_node(node_id: int, request: Request, admin: Admin) -> Any:
     poller: NodePoller = request.app.state.node_poller
-    return _public(request, await poller.poll(node_id))
+    database: Database = request.app.state.database
+    async with database.session() as session:
+        before = (await nodes.get_node(session, node_id=node_id)).status
+    node = await poller.poll(node_id)
+    await log_action(database, _actor(admin), action='node.refresh', target=node_target(node),
+                     before={'status': before}, after={'status': node.status})
+    return _public(request, node)
 
 
 @router.delete('/{node_id}', status_code=204)
-async def delete_node(node_id: int, request: Request) -> Response:
+async def delete_node(node_id: int, request: Request, admin: Admin) -> Response:
     """Refused (409) while backends run on the node."""
     database: Database = request.app.state.database
     async with database.session() as session:
+        node = await nodes.get_node(session, node_id=node_id)
+        before, target = node_fields(node), node_target(node)
         await nodes.delete_node(session, node_id=node_id)
     poller: NodePoller = request.app.state.node_poller
     poller.snapshots.pop(node_id, None)
+    await log_action(database, _actor(admin), action='node.delete', target=target, before=before)
     return Response(status_code=204)
+
+
+def _actor(admin: Principal) -> Actor:
+    return Actor(id=admin.user_id, name=admin.username, via='api')
 
 
 def _public(request: Request, node: Node) -> NodePublic:

@@ -164,7 +164,7 @@ async def delete_simulated(session: AsyncSession) -> int:
 
 async def load_states(session: AsyncSession) -> list[BackendState]:
     offline = set(await session.exec(select(Node.id).where(Node.status == NodeStatus.offline)))
-    overrides = {m.name: m.context_length_override for m in await session.exec(select(ModelSetting))}
+    settings = {m.name: m for m in await session.exec(select(ModelSetting))}
     states = []
     for backend, models in await list_backends(session):
         assert backend.id is not None
@@ -173,13 +173,20 @@ async def load_states(session: AsyncSession) -> list[BackendState]:
             max_concurrent=backend.max_concurrent, status=backend.status, simulated=backend.simulated,
             node_id=backend.node_id, gpu_indices=backend.gpu_indices, node_online=backend.node_id not in offline,
             load=EngineLoad.from_json(backend.engine_load), priority=backend.priority,
-            models={m.name: ModelInfo(name=m.name, family=m.family, context_length=m.context_length,
-                                      capabilities=frozenset(m.capabilities), parameter_size=m.parameter_size,
-                                      quantization=m.quantization, size_bytes=m.size_bytes, details=m.details,
-                                      context_override=overrides.get(m.name))
-                    for m in models},
+            models={m.name: _model_info(m, settings.get(m.name)) for m in models},
         ))
     return states
+
+
+def _model_info(model: BackendModel, setting: ModelSetting | None) -> ModelInfo:
+    """What the request path knows of a served model: discovered, with an admin's overrides applied."""
+    capabilities = model.capabilities
+    if setting is not None and setting.capabilities_override is not None:
+        capabilities = setting.capabilities_override  # the admin knows better than discovery (e.g. vLLM flags)
+    return ModelInfo(name=model.name, family=model.family, context_length=model.context_length,
+                     capabilities=frozenset(capabilities), parameter_size=model.parameter_size,
+                     quantization=model.quantization, size_bytes=model.size_bytes, details=model.details,
+                     context_override=setting.context_length_override if setting is not None else None)
 
 
 async def set_context_override(session: AsyncSession, *, model: str, context_length: int | None) -> ModelSetting:
@@ -195,6 +202,34 @@ async def set_context_override(session: AsyncSession, *, model: str, context_len
                                  param='context_length_override')
     setting = await session.get(ModelSetting, model) or ModelSetting(name=model)
     setting.context_length_override = context_length
+    setting.updated_at = utcnow()
+    session.add(setting)
+    await session.commit()
+    await session.refresh(setting)
+    return setting
+
+
+# The capability names requests are routed by (core.registry.families; `rerank` only on vLLM).
+CAPABILITIES = ('completion', 'tools', 'thinking', 'vision', 'embedding', 'rerank')
+
+
+async def set_capabilities_override(session: AsyncSession, *, model: str, capabilities: list[str] | None
+                                    ) -> ModelSetting:
+    """Replace the discovered capabilities of `model` with these (None: use what discovery finds again)."""
+    served = (await session.exec(select(BackendModel.id).where(BackendModel.name == model))).first()
+    if served is None:
+        raise NotFound(f"no backend serves a model named '{model}'", param='model')
+    if capabilities is not None:
+        unknown = sorted(set(capabilities) - set(CAPABILITIES))
+        if unknown:
+            raise InvalidRequest(f'unknown capabilities {", ".join(unknown)}; choose from {", ".join(CAPABILITIES)}',
+                                 param='capabilities_override')
+        if not capabilities:
+            raise InvalidRequest('choose at least one capability, or null to use the discovered ones',
+                                 param='capabilities_override')
+        capabilities = [name for name in CAPABILITIES if name in capabilities]  # one order, no repeats
+    setting = await session.get(ModelSetting, model) or ModelSetting(name=model)
+    setting.capabilities_override = capabilities
     setting.updated_at = utcnow()
     session.add(setting)
     await session.commit()

@@ -46,10 +46,11 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 @contextmanager
 def running_cluster(root: Path, engines: dict[str, tuple[str, list[str]]], *,
-                    settings: dict[str, str] | None = None, unlimited: bool = False) -> Iterator[Cluster]:
+                    settings: dict[str, str] | None = None, unlimited: bool = False,
+                    admin_password: str | None = None) -> Iterator[Cluster]:
     """`engines`: backend name -> (engine kind, extra `python -m sim` arguments). A user `alice` (faculty)
     holds `key`; `root` (admin) holds `admin_key`. `unlimited` lifts alice's request limits (a test suite sends
-    far more requests a minute than a person)."""
+    far more requests a minute than a person); `admin_password` lets `root` sign in to the console."""
     env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'warning', 'AUDIT_FLUSH_INTERVAL': '0.2',
            **(settings or {})}
     env.pop('DATABASE_URL', None)
@@ -61,7 +62,7 @@ def running_cluster(root: Path, engines: dict[str, tuple[str, list[str]]], *,
             stack.enter_context(running([sys.executable, '-m', 'sim', engine, '--port', str(port), *args], env,
                                         log_path=root / f'{name}.log', ready_url=f'{sims[name]}/_sim/config'))
         cli(env, 'migrate')
-        cli(env, 'create-user', 'root', '--role', 'admin')
+        cli(env, 'create-user', 'root', '--role', 'admin', *(('--password', admin_password) if admin_password else ()))
         cli(env, 'create-user', 'alice', '--role', 'faculty')
         admin_key = cli(env, 'create-key', 'root').strip()
         key = cli(env, 'create-key', 'alice').strip()

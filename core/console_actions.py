@@ -1,0 +1,215 @@
+"""Admin actions on backends and nodes as the console takes them, each written to the admin log.
+
+Every action calls the services the admin API routes call (core.registry.store, lifecycle, monitor, nodes,
+ollama_models and the node poller) on the running gateway's own objects (core.runtime), then records who did
+what, with the before and after. How a backend or a node is described in the log (`backend_fields`,
+`node_fields`, `backend_target`, `node_target`) is shared with the admin API's records, so the log reads the
+same whichever door a change came through.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from core import admin_log
+from core.db import Database
+from core.errors import InvalidRequest, MindRouterError
+from core.models import Backend, BackendBase, BackendUpdate, Engine, Node, NodeBase
+from core.registry import nodes, ollama_models, store
+from core.runtime import Runtime, current
+
+BACKEND_LOGGED = ('name', 'url', 'engine', 'max_concurrent', 'node_id', 'gpu_indices', 'priority', 'status')
+NODE_LOGGED = ('name', 'hostname', 'sidecar_url', 'status')  # never the sidecar key
+
+StateAction = Literal['enable', 'disable', 'drain']
+
+
+class GatewayNotRunning(MindRouterError):
+    status_code = 503
+    code = 'gateway_not_running'
+
+
+@dataclass(slots=True, frozen=True)
+class Actor:
+    """Who changes something, and through which door ('console' or 'api')."""
+
+    id: int | None
+    name: str
+    via: str = 'console'
+
+
+def live_runtime() -> Runtime:
+    """The running gateway's services, or a refusal an admin can read (a shell or a test without the API)."""
+    runtime = current()
+    if runtime is None:
+        raise GatewayNotRunning('The gateway is not running in this process, so this cannot be done from here.')
+    return runtime
+
+
+def backend_fields(backend: Backend, only: Iterable[str] = BACKEND_LOGGED) -> dict[str, Any]:
+    values = {name: getattr(backend, name) for name in only}
+    if isinstance(values.get('gpu_indices'), list):
+        values['gpu_indices'] = list(values['gpu_indices'])  # a copy: the row may change after this snapshot
+    return values
+
+
+def backend_target(backend: Backend) -> str:
+    return f'backend {backend.id} ({backend.name})'
+
+
+def node_fields(node: Node) -> dict[str, Any]:
+    return {name: getattr(node, name) for name in NODE_LOGGED}
+
+
+def node_target(node: Node) -> str:
+    return f'node {node.id} ({node.name})'
+
+
+async def log_action(database: Database, actor: Actor, *, action: str, target: str,
+                     before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    async with database.session() as session:
+        await admin_log.record(session, actor_id=actor.id, actor=actor.name, action=action, target=target,
+                               before=before, after=after, via=actor.via)
+
+
+# --- backends -----------------------------------------------------------------------------------------------------
+
+async def register_backend(runtime: Runtime, actor: Actor, data: BackendBase) -> Backend:
+    """Register and check at once (POST /api/admin/backends/register)."""
+    async with runtime.database.session() as session:
+        backend = await store.create_backend(session, data=data)
+    assert backend.id is not None
+    await log_action(runtime.database, actor, action='backend.register', target=backend_target(backend),
+                     after=backend_fields(backend))
+    return await runtime.monitor.check(backend.id)
+
+
+async def update_backend(runtime: Runtime, actor: Actor, backend_id: int, changes: BackendUpdate) -> Backend:
+    """An admin's edit, then a fresh check (PATCH /api/admin/backends/{id})."""
+    changed = changes.model_dump(exclude_unset=True)
+    async with runtime.database.session() as session:
+        before = backend_fields(await store.get_backend(session, backend_id=backend_id), changed)
+        backend = await store.update_backend(session, backend_id=backend_id, changes=changes)
+    await log_action(runtime.database, actor, action='backend.update', target=backend_target(backend),
+                     before=before, after=backend_fields(backend, changed))
+    return await runtime.monitor.check(backend_id)
+
+
+async def set_backend_state(runtime: Runtime, actor: Actor, backend_id: int, action: StateAction) -> Backend:
+    """Enable, disable or drain (POST /api/admin/backends/{id}/enable|disable|drain)."""
+    before = await _backend(runtime.database, backend_id)
+    lifecycle = runtime.lifecycle
+    change = {'enable': lifecycle.enable, 'disable': lifecycle.disable, 'drain': lifecycle.drain}[action]
+    backend = await change(backend_id)
+    await log_action(runtime.database, actor, action=f'backend.{action}', target=backend_target(backend),
+                     before={'status': before.status}, after={'status': backend.status})
+    return backend
+
+
+async def refresh_backend(runtime: Runtime, actor: Actor, backend_id: int) -> Backend:
+    """Re-discover models and health now (POST /api/admin/backends/{id}/refresh)."""
+    before = await _backend(runtime.database, backend_id)
+    backend = await runtime.monitor.check(backend_id)
+    await log_action(runtime.database, actor, action='backend.refresh', target=backend_target(backend),
+                     before={'status': before.status}, after={'status': backend.status})
+    return backend
+
+
+async def ollama_backend(database: Database, backend_id: int) -> Backend:
+    """The backend, if it runs Ollama: only Ollama pulls and deletes models."""
+    backend = await _backend(database, backend_id)
+    if backend.engine != Engine.ollama:
+        raise InvalidRequest(f'backend {backend.name} runs {backend.engine}: only Ollama backends pull and delete '
+                             'models (vLLM serves the model it was started with)', param='id')
+    return backend
+
+
+async def pull_model(runtime: Runtime, actor: Actor, backend_id: int, model: str) -> AsyncIterator[dict[str, Any]]:
+    """Ollama's pull progress as it comes; when it succeeds the model list is refreshed and the pull recorded
+    (POST /api/admin/backends/{id}/ollama/pull)."""
+    backend = await ollama_backend(runtime.database, backend_id)
+    async for progress in ollama_models.pull(runtime.control_client, backend.url, model):
+        yield progress
+    await runtime.monitor.check(backend_id)
+    await log_action(runtime.database, actor, action='backend.model_pull', target=backend_target(backend),
+                     after={'model': model})
+
+
+async def delete_model(runtime: Runtime, actor: Actor, backend_id: int, model: str) -> Backend:
+    """POST /api/admin/backends/{id}/ollama/delete."""
+    backend = await ollama_backend(runtime.database, backend_id)
+    await ollama_models.delete(runtime.control_client, backend.url, model)
+    refreshed = await runtime.monitor.check(backend_id)
+    await log_action(runtime.database, actor, action='backend.model_delete', target=backend_target(backend),
+                     before={'model': model})
+    return refreshed
+
+
+async def fleet_in_flight(runtime: Runtime) -> dict[int, int]:
+    """Requests on each backend now, all workers together (what the admin API's backend list shows)."""
+    try:
+        return await runtime.ledger.in_flight()
+    except Exception:  # the ledger's Redis is down: what this process last knew
+        return {b.id: b.total_in_flight for b in runtime.registry.backends}
+
+
+# --- nodes --------------------------------------------------------------------------------------------------------
+
+async def register_node(runtime: Runtime, actor: Actor, data: NodeBase, sidecar_key: str) -> Node:
+    """Register (the key sealed) and poll at once (POST /api/admin/nodes/register)."""
+    async with runtime.database.session() as session:
+        node = await nodes.register_node(session, data=data, sidecar_key=sidecar_key, box=runtime.secret_box)
+    assert node.id is not None
+    await log_action(runtime.database, actor, action='node.register', target=node_target(node),
+                     after=node_fields(node))
+    return await runtime.poller.poll(node.id)
+
+
+async def delete_node(runtime: Runtime, actor: Actor, node_id: int) -> None:
+    """Refused while backends run on the node (DELETE /api/admin/nodes/{id})."""
+    async with runtime.database.session() as session:
+        node = await nodes.get_node(session, node_id=node_id)
+        before, target = node_fields(node), node_target(node)
+        await nodes.delete_node(session, node_id=node_id)
+    runtime.poller.snapshots.pop(node_id, None)
+    await log_action(runtime.database, actor, action='node.delete', target=target, before=before)
+
+
+async def refresh_node(runtime: Runtime, actor: Actor, node_id: int) -> Node:
+    """Poll the node's sidecar now (POST /api/admin/nodes/{id}/refresh)."""
+    async with runtime.database.session() as session:
+        before = (await nodes.get_node(session, node_id=node_id)).status
+    node = await runtime.poller.poll(node_id)
+    await log_action(runtime.database, actor, action='node.refresh', target=node_target(node),
+                     before={'status': before}, after={'status': node.status})
+    return node
+
+
+# --- telemetry export ---------------------------------------------------------------------------------------------
+
+def telemetry_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
+    """Rows of core.telemetry.queries.export_rows as CSV, cells spelled as the admin API's CSV export spells
+    them: ISO times, true/false, empty for null."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator='\n')
+    writer.writerow(columns)
+    writer.writerows([_cell(row[name]) for name in columns] for row in rows)
+    return buffer.getvalue().encode()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return '' if value is None else value
+
+
+async def _backend(database: Database, backend_id: int) -> Backend:
+    async with database.session() as session:
+        return await store.get_backend(session, backend_id=backend_id)
