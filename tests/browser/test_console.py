@@ -60,11 +60,9 @@ def test_the_drain_button_takes_a_backend_out_until_it_is_disabled(console: Clus
     browser.get(f'{console.url}/admin/backends')
     wait_for_text(browser, 'sim-vllm')
     browser.execute_script('window.__marker = "same page"')
-    drain = browser.find_element(By.XPATH, '//tr[contains(., "sim-vllm")]//button[contains(., "Drain")]')
-    drain.click()
-    in_dialog = '//div[contains(@class, "q-dialog")]//button[contains(., "Drain")]'
-    confirm = WebDriverWait(browser, 10).until(lambda driver: driver.find_element(By.XPATH, in_dialog))
-    confirm.click()
+    browser.find_element(By.XPATH, '//tr[contains(., "sim-vllm")]//button[contains(., "more_vert")]').click()
+    in_menu = '//div[contains(@class, "q-menu")]//*[contains(@class, "q-item") and contains(., "Drain")]'
+    WebDriverWait(browser, 10).until(lambda driver: driver.find_element(By.XPATH, in_menu)).click()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         row = browser.find_element(By.XPATH, '//tr[contains(., "sim-vllm")]').text
