@@ -9,11 +9,8 @@ same whichever door a change came through.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 from core import admin_log
@@ -22,6 +19,7 @@ from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendUpdate, Engine, Node, NodeBase
 from core.registry import nodes, ollama_models, store
 from core.runtime import Runtime, current
+from core.telemetry import queries
 
 BACKEND_LOGGED = ('name', 'url', 'engine', 'max_concurrent', 'node_id', 'gpu_indices', 'priority', 'status')
 NODE_LOGGED = ('name', 'hostname', 'sidecar_url', 'status')  # never the sidecar key
@@ -193,21 +191,8 @@ async def refresh_node(runtime: Runtime, actor: Actor, node_id: int) -> Node:
 # --- telemetry export ---------------------------------------------------------------------------------------------
 
 def telemetry_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> bytes:
-    """Rows of core.telemetry.queries.export_rows as CSV, cells spelled as the admin API's CSV export spells
-    them: ISO times, true/false, empty for null."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(columns)
-    writer.writerows([_cell(row[name]) for name in columns] for row in rows)
-    return buffer.getvalue().encode()
-
-
-def _cell(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    return '' if value is None else value
+    """Rows of core.telemetry.queries.export_rows as CSV bytes, exactly as the admin API's export writes them."""
+    return queries.export_csv(columns, rows).encode()
 
 
 async def _backend(database: Database, backend_id: int) -> Backend:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from nicegui import ui
 from pydantic import ValidationError
 
 from components.confirm import confirm
 from components.frame import admin_frame
+from components.validators import http_url, required
 from core import console_actions as actions
 from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError
@@ -112,8 +112,8 @@ class _BackendsPage:
     def _register_form(self) -> Fields:
         with ui.grid(columns=4).classes('w-full gap-x-6'):
             form: Fields = {
-                'name': ui.input('Name', validation=_required(100)).mark('backend-name'),
-                'url': ui.input('URL', placeholder='http://gpu1:11434', validation=_http_url).mark('backend-url'),
+                'name': ui.input('Name', validation=required(100)).mark('backend-name'),
+                'url': ui.input('URL', placeholder='http://gpu1:11434', validation=http_url('http://gpu1:11434')).mark('backend-url'),
                 'engine': ui.select({'ollama': 'Ollama', 'vllm': 'vLLM'}, label='Engine', value='ollama')
                 .mark('backend-engine'),
                 'max_concurrent': ui.number('Max concurrent', value=4, min=1, max=4096, precision=0,
@@ -142,7 +142,7 @@ class _BackendsPage:
                 ui.button('Save', on_click=self.save_edit).mark('edit-save')
         with ui.dialog().props('persistent') as self.pull_dialog, ui.card().classes('min-w-96').mark('pull-dialog'):
             self.pull_title = ui.label('').classes('text-lg font-semibold')
-            self.pull_model = ui.input('Model', placeholder='llama3.2:3b', validation=_required(255)).mark('pull-model')
+            self.pull_model = ui.input('Model', placeholder='llama3.2:3b', validation=required(255)).mark('pull-model')
             self.pull_bar = ui.linear_progress(value=0, show_value=False).mark('pull-progress')
             self.pull_status = ui.label('').classes('text-sm').mark('pull-status')
             with ui.row().classes('w-full justify-end'):
@@ -360,19 +360,6 @@ def _show_errors(fields: Fields, exc: ValidationError | InvalidRequest) -> None:
             fields[name].error = message
         else:
             notify_failure(InvalidRequest(message))
-
-
-def _required(limit: int) -> Callable[[str | None], str | None]:
-    def check(value: str | None) -> str | None:
-        if not (value or '').strip():
-            return 'Required'
-        return f'At most {limit} characters' if len(value or '') > limit else None
-    return check
-
-
-def _http_url(value: str | None) -> str | None:
-    parts = urlsplit((value or '').strip())
-    return None if parts.scheme in {'http', 'https'} and parts.netloc else 'An http(s) URL like http://gpu1:11434'
 
 
 def _between(low: int, high: int) -> Callable[[float | None], str | None]:

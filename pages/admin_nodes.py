@@ -21,6 +21,7 @@ from sqlmodel import col, select
 from components.confirm import confirm
 from components.frame import admin_frame
 from components.gpu_chart import GpuChart
+from components.validators import http_url, required
 from core import console_actions as actions
 from core.config import get_settings
 from core.db import get_database
@@ -130,14 +131,14 @@ class _NodesPage:
 
     def _form(self) -> None:
         with ui.grid(columns=2).classes('w-full gap-x-6'):
-            self.f_name = ui.input('Name', validation=_required(100)).mark('node-name')
+            self.f_name = ui.input('Name', validation=required(100)).mark('node-name')
             self.f_host = ui.input('Hostname (default: the sidecar URL\'s host)',
                                    validation=lambda v: 'At most 255 characters' if len(v or '') > 255 else None) \
                 .mark('node-hostname')
-            self.f_url = ui.input('Sidecar URL', placeholder='http://gpu1:8007', validation=_http_url) \
-                .mark('node-url')
+            self.f_url = ui.input('Sidecar URL', placeholder='http://gpu1:8007',
+                                  validation=http_url('http://gpu1:8007')).mark('node-url')
             self.f_key = ui.input('Sidecar key', password=True, password_toggle_button=True,
-                                  validation=_required(512)).mark('node-key')
+                                  validation=required(512)).mark('node-key')
         ui.button('Register node', icon='add', on_click=self.register_node).mark('node-submit')
 
     async def load(self) -> None:
@@ -297,21 +298,6 @@ class _NodesPage:
 
 def _actor(admin: SignedIn) -> actions.Actor:
     return actions.Actor(id=admin.id, name=admin.username)
-
-
-def _required(limit: int) -> Callable[[str | None], str | None]:
-    def check(value: str | None) -> str | None:
-        if not (value or '').strip():
-            return 'Required'
-        return f'At most {limit} characters' if len(value or '') > limit else None
-    return check
-
-
-def _http_url(value: str | None) -> str | None:
-    parts = urlsplit((value or '').strip())
-    if parts.scheme not in {'http', 'https'} or not parts.netloc:
-        return 'An http(s) URL like http://gpu1:8007'
-    return None
 
 
 def _gpus(indices: list[int] | None) -> str:

@@ -25,7 +25,7 @@ from core.quota_requests import QuotaRequestCreate
 from core.quotas import Period
 from pages.dashboard_keys import KeysSection
 from pages.dashboard_usage import RecentRequests, UsageSection
-from pages.session import notify_failure, signed_in
+from pages.session import notify_failure, signed_in, still_signed_in
 
 REFRESH_SECONDS = 10.0
 PERIOD_WORDS = {'day': 'today', 'week': 'this week', 'month': 'this month'}
@@ -159,9 +159,8 @@ class QuotaRequests:
         if tokens is None and rpm is None and concurrent is None:
             self.error.text = 'Ask for at least one: a token budget, requests per minute or running at once.'
             return
-        me = await signed_in()
-        if me is None or me.id != self._user_id:
-            ui.notify('Your session ended; sign in again.', type='warning')
+        me = await still_signed_in(self._user_id)
+        if me is None:
             return
         try:
             data = QuotaRequestCreate(requested_tokens=tokens, requested_rpm=rpm, requested_max_concurrent=concurrent,

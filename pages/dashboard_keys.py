@@ -14,7 +14,7 @@ from core import my_keys, runtime
 from core.db import get_database
 from core.errors import InvalidRequest
 from core.models import ApiKeyStatus, utcnow
-from pages.session import notify_failure, signed_in
+from pages.session import notify_failure, still_signed_in
 
 STATUS_COLORS = {ApiKeyStatus.active: 'positive', ApiKeyStatus.revoked: 'negative', ApiKeyStatus.expired: 'grey'}
 HEADERS = ('Name', 'Key', 'Created', 'Last used', 'Expires', 'Status', '')
@@ -91,9 +91,8 @@ class KeysSection:
     async def _create(self) -> None:
         if not (self.name.validate() & self.expiry.validate()):
             return
-        me = await signed_in()
-        if me is None or me.id != self._user_id:
-            ui.notify('Your session ended; sign in again.', type='warning')
+        me = await still_signed_in(self._user_id)
+        if me is None:
             return
         expires_on = date.fromisoformat(self.expiry.value.strip()) if (self.expiry.value or '').strip() else None
         try:
@@ -148,9 +147,8 @@ class KeysSection:
         self.revoke_dialog.close()
         if key is None:
             return
-        me = await signed_in()
-        if me is None or me.id != self._user_id:
-            ui.notify('Your session ended; sign in again.', type='warning')
+        me = await still_signed_in(self._user_id)
+        if me is None:
             return
         try:
             async with get_database().session() as session:

@@ -95,6 +95,15 @@ async def signed_in() -> SignedIn | None:
     return SignedIn(id=remembered.id, username=user.username, role=role.name, is_admin=role.is_admin)
 
 
+async def still_signed_in(user_id: int) -> SignedIn | None:
+    """For a user's own actions: the same account still signed in, else None (and the user is told)."""
+    me = await signed_in()
+    if me is None or me.id != user_id:
+        ui.notify('Your session ended; sign in again.', type='warning')
+        return None
+    return me
+
+
 async def require_admin() -> SignedIn:
     """For event handlers that change things: the acting admin, or a refusal the page shows."""
     user = await signed_in()

@@ -3,10 +3,7 @@ stored samples as JSON or CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -58,22 +55,5 @@ async def export(request: Request, fmt: Annotated[str, Query(alias='format')] = 
     if fmt == 'json':
         return JSONResponse(rows)
     filename = f'mindrouter-{kind}-telemetry-{start:%Y%m%dT%H%M%SZ}-{end:%Y%m%dT%H%M%SZ}.csv'
-    return Response(to_csv(columns, rows), media_type='text/csv; charset=utf-8',
+    return Response(queries.export_csv(columns, rows), media_type='text/csv; charset=utf-8',
                     headers={'Content-Disposition': f'attachment; filename="{filename}"'})
-
-
-def to_csv(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator='\n')
-    writer.writerow(columns)
-    writer.writerows([_cell(row[name]) for name in columns] for row in rows)
-    return buffer.getvalue()
-
-
-def _cell(value: object) -> object:
-    """CSV cells as the JSON export spells them: ISO times, true/false, and empty for null."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    return '' if value is None else value

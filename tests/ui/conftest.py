@@ -11,11 +11,13 @@ List `people` (or `database`) before `user`: the database must exist when NiceGU
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from nicegui import ui
 from nicegui.testing import User
 
 from app.factory import create_api_app
@@ -56,7 +58,21 @@ async def admin_api(live: FastAPI, people: Database) -> AsyncIterator[httpx.Asyn
 
 
 async def log_in(user: User, username: str, password: str) -> None:
+    """Fill in and send the login form (the outcome is the test's to check)."""
     await user.open('/login')
     user.find(marker='login-username').type(username)
     user.find(marker='login-password').type(password)
     user.find(marker='login-submit').click()
+
+
+async def sign_in_as_admin(user: User) -> None:
+    """Log in as the admin and wait until it took (argon2 takes a moment on a busy machine)."""
+    await log_in(user, *ADMIN)
+    await user.should_see(marker='nav-admin', retries=50)
+
+
+def rows_of(user: User, marker: str) -> list[dict[str, Any]]:
+    """The rows of the ui.table marked `marker`."""
+    table = user.find(marker=marker).elements.pop()
+    assert isinstance(table, ui.table)
+    return list(table.rows)

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from nicegui import ui
 from nicegui.testing import User
 
 from core import accounts
@@ -20,7 +19,7 @@ from core.db import Database
 from core.models import RequestLog, utcnow
 from sim.config import SimConfig
 from sim.server import SimServer
-from tests.ui.conftest import ADMIN, STUDENT, log_in
+from tests.ui.conftest import ADMIN, STUDENT, rows_of, sign_in_as_admin
 
 
 @pytest.fixture
@@ -43,15 +42,6 @@ async def used(database: Database, username: str, model: str, tokens: int, *, ho
         await session.commit()
 
 
-async def sign_in_as_admin(user: User) -> None:
-    await log_in(user, *ADMIN)
-    await user.should_see(marker='nav-admin', retries=50)  # the password check takes a moment
-
-
-def rows_of(user: User, marker: str) -> list[dict[str, Any]]:
-    table = user.find(marker=marker).elements.pop()
-    assert isinstance(table, ui.table)
-    return list(table.rows)
 
 
 async def should_list(user: User, marker: str, fields: tuple[str, ...], expected: list[tuple[Any, ...]]) -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from nicegui import ui
 from nicegui.testing import User
 
 from core import accounts, runtime
@@ -18,7 +16,7 @@ from core.db import Database
 from core.scheduler.scheduler import Requester
 from sim.config import SimConfig
 from sim.server import SimServer
-from tests.ui.conftest import ADMIN, STUDENT, log_in
+from tests.ui.conftest import STUDENT, rows_of, sign_in_as_admin
 
 MODEL = 'llama3.2:latest'
 
@@ -29,15 +27,6 @@ async def engine() -> AsyncIterator[SimServer]:
         yield sim
 
 
-async def sign_in_as_admin(user: User) -> None:
-    await log_in(user, *ADMIN)
-    await user.should_see(marker='nav-admin', retries=50)  # the password check takes a moment
-
-
-def rows_of(user: User, marker: str) -> list[dict[str, Any]]:
-    table = user.find(marker=marker).elements.pop()
-    assert isinstance(table, ui.table)
-    return list(table.rows)
 
 
 async def test_a_waiting_request_shows_in_the_queue_and_leaves_when_served(
