@@ -26,8 +26,14 @@ def presented_api_key(request: Request) -> str | None:
     return request.headers.get('x-api-key') or None
 
 
+LOOPBACK_KEY_DIGEST = 'mindrouter.key_digest'  # ASGI scope key: the console's in-process calls
+
+
 async def require_api_key(request: Request) -> Principal:
     authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+    digest = request.scope.get(LOOPBACK_KEY_DIGEST)
+    if digest is not None:  # set only by app/loopback.py, in this process: no client can reach the scope
+        return await authenticator.authenticate_digest(digest)
     return await authenticator.authenticate(presented_api_key(request))
 
 

@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
+from app.loopback import Loopback
 from core import runtime, site_settings
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
@@ -126,7 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.install(Runtime(settings=settings, database=database, registry=registry, monitor=monitor,
                             lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
                             poller=node_poller, secret_box=app.state.secret_box, control_client=control_client,
-                            authenticator=authenticator, quota=app.state.quota))
+                            authenticator=authenticator, quota=app.state.quota, api=Loopback(app)))
     usage_writer.start()
     audit.start()
     await ledger.start()

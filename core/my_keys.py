@@ -77,3 +77,25 @@ def _view(key: ApiKey, now: datetime) -> KeyView:
         status = ApiKeyStatus.expired
     return KeyView(id=key.id, name=key.name, prefix=key.prefix, status=str(status), created_at=key.created_at,
                    last_used_at=key.last_used_at, expires_at=key.expires_at, digest=key.digest)
+
+
+CONSOLE_KEY_NAME = 'web console'
+
+
+async def console_key_digest(session: AsyncSession, *, user_id: int) -> str:
+    """The digest of the user's web-console key, made on first use: the console's chat calls the API as this
+    key (app/loopback.py), so its requests are limited, scheduled and audited like any other, and show in the
+    audit trail under their own key. Its plaintext is never kept: nothing outside this process can use it.
+    Revoking it stops the chat until the user's next visit makes a new one."""
+    now = utcnow()
+    keys = await session.exec(select(ApiKey).where(col(ApiKey.user_id) == user_id,
+                                                   col(ApiKey.name) == CONSOLE_KEY_NAME,
+                                                   col(ApiKey.status) == ApiKeyStatus.active))
+    for key in keys:
+        if key.expires_at is None or key.expires_at > now:
+            return key.digest
+    user = await session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(f'no user with id {user_id}', param='user_id')
+    key, _ = await accounts.create_api_key(session, username=user.username, name=CONSOLE_KEY_NAME)
+    return key.digest

@@ -9,8 +9,10 @@ test) nothing is installed and `current()` is None: pages show what the database
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
     import httpx
@@ -29,6 +31,22 @@ if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
     from core.telemetry.poller import NodePoller
 
 
+class StreamedResponse(Protocol):
+    status: int
+    headers: dict[str, str]
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    async def read(self) -> bytes: ...
+
+
+class InferenceClient(Protocol):
+    """Calls this process's own API as a user's key (known by its digest), streamed (app/loopback.py)."""
+
+    def stream(self, *, key_digest: str, path: str, body: dict[str, Any]
+               ) -> AbstractAsyncContextManager[StreamedResponse]: ...
+
+
 @dataclass(slots=True, frozen=True)
 class Runtime:
     settings: Settings
@@ -44,6 +62,7 @@ class Runtime:
     control_client: httpx.AsyncClient
     authenticator: ApiKeyAuthenticator  # a key revoked in the console is forgotten at once (invalidate)
     quota: QuotaGuard  # the same usage figures /api/account/usage reports
+    api: InferenceClient  # the API itself, for the console's chat: every request takes the API's own path
 
 
 _current: Runtime | None = None
