@@ -24,6 +24,7 @@ from app.routers import (
     ollama,
     openai,
     public,
+    search,
     telemetry,
 )
 from core import __version__
@@ -38,6 +39,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(openai.router)
+    app.include_router(search.router)
     app.include_router(ollama.router)
     app.include_router(anthropic.router)
     app.include_router(admin.router)

@@ -41,6 +41,7 @@ def frame(title: str, *, admin: bool = False) -> Iterator[None]:
             if user is None:
                 ui.link('Log in', '/login').classes('text-white').mark('nav-login')
             else:
+                ui.link('Chat', '/chat').classes('text-white').mark('nav-chat')
                 ui.link('Dashboard', '/dashboard').classes('text-white').mark('nav-dashboard')
                 if user.is_admin:
                     ui.link('Admin', '/admin').classes('text-white').mark('nav-admin')

@@ -11,6 +11,7 @@ from pages import (
     admin_quota_requests,
     admin_settings,
     admin_users,
+    chat,
     dashboard,
     home,
     login,
@@ -21,6 +22,6 @@ from pages import (
 
 def register_all() -> None:
     session.install()
-    for page in (home, public_models, login, dashboard, admin_overview, admin_nodes, admin_backends, admin_models,
+    for page in (home, public_models, login, dashboard, chat, admin_overview, admin_nodes, admin_backends, admin_models,
                  admin_users, admin_quota_requests, admin_queue, admin_audit, admin_log, admin_settings):
         page.register()

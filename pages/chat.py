@@ -1,0 +1,7 @@
+"""(placeholder: being built)"""
+
+from __future__ import annotations
+
+
+def register() -> None:
+    pass
