@@ -14,6 +14,7 @@ from core.models.admin_log import AdminAction
 from core.models.audit import RequestLog
 from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.models.base import utcnow
+from core.models.chat import AttachmentKind, ChatAttachment, ChatMessage, ChatRole, Conversation
 from core.models.leases import JobLease
 from core.models.model_settings import ModelSetting
 from core.models.nodes import Node, NodeBase, NodeStatus
@@ -26,12 +27,17 @@ __all__ = [
     'ApiKey',
     'ApiKeyPublic',
     'ApiKeyStatus',
+    'AttachmentKind',
     'Backend',
     'BackendBase',
     'BackendModel',
     'BackendSample',
     'BackendStatus',
     'BackendUpdate',
+    'ChatAttachment',
+    'ChatMessage',
+    'ChatRole',
+    'Conversation',
     'Engine',
     'GpuSample',
     'JobLease',
