@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -17,18 +18,20 @@ from core import runtime, site_settings
 from core.accounts import principal_loader
 from core.api_keys import ApiKeyAuthenticator
 from core.audit import AuditWriter
+from core.chat import files as chat_files
 from core.cluster import ClusterStats
-from core.config import get_settings
-from core.db import dispose_database, get_database
+from core.config import Settings, get_settings
+from core.db import Database, dispose_database, get_database
 from core.gateway.engines import adapter_for
 from core.gateway.image_fetch import ImageFetcher
 from core.gateway.service import Gateway
 from core.gateway.upstream import UpstreamPool
-from core.jobs import BackgroundJobs, JobIntervals
+from core.jobs import BackgroundJobs, Housekeeping, JobIntervals
 from core.key_usage import KeyUsageWriter
 from core.leadership import Leadership
 from core.metrics import GatewayMetrics
 from core.migrations import head_revision
+from core.models import utcnow
 from core.quotas import QuotaGuard
 from core.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
 from core.registry.lifecycle import BackendLifecycle
@@ -104,7 +107,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                  node_poll=settings.node_poll_interval,
                                                  backend_check=settings.backend_check_interval,
                                                  telemetry_sample=settings.telemetry_sample_interval,
-                                                 lease_ttl=settings.leader_lease_ttl))
+                                                 lease_ttl=settings.leader_lease_ttl),
+                          housekeeping=[Housekeeping('chat-uploads', UNSENT_UPLOAD_SWEEP,
+                                                     lambda: _purge_unsent_uploads(database, settings))])
     app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
@@ -148,3 +153,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await audit.stop()  # flushes what is still in memory
         await usage_writer.stop()
         await dispose_database()
+
+
+UNSENT_UPLOAD_SWEEP = 3600.0  # seconds between sweeps of chat uploads never sent
+UNSENT_UPLOAD_AGE = timedelta(days=1)
+
+
+async def _purge_unsent_uploads(database: Database, settings: Settings) -> None:
+    """Uploads a user attached but never sent (a closed tab) are deleted after a day, files included."""
+    async with database.session() as session:
+        removed = await chat_files.purge_unsent(session, older_than=utcnow() - UNSENT_UPLOAD_AGE, settings=settings)
+    if removed:
+        log.info('deleted %d chat upload(s) never sent', removed)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,6 +38,15 @@ FORGET_INTERVAL = 60.0  # seconds between sweeps of users idle for a fairness wi
 
 
 @dataclass(frozen=True, slots=True)
+class Housekeeping:
+    """A cluster-wide chore (run by the leader only), e.g. deleting chat uploads that were never sent."""
+
+    name: str
+    every: float  # seconds
+    run: Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
 class JobIntervals:
     registry_reload: float
     node_poll: float
@@ -49,8 +58,10 @@ class JobIntervals:
 class BackgroundJobs:
     def __init__(self, *, leadership: Leadership, monitor: RegistryMonitor, poller: NodePoller,
                  telemetry: TelemetryRecorder, lifecycle: BackendLifecycle, registry: RegistryView,
-                 fair_queue: FairQueue, quota: QuotaGuard, intervals: JobIntervals) -> None:
+                 fair_queue: FairQueue, quota: QuotaGuard, intervals: JobIntervals,
+                 housekeeping: Sequence[Housekeeping] = ()) -> None:
         self.leadership = leadership
+        self._housekeeping = tuple(housekeeping)
         self._registry = registry
         self._fair_queue = fair_queue
         self._quota = quota
@@ -77,6 +88,8 @@ class BackgroundJobs:
         self._add(scheduler, 'telemetry', every.telemetry_sample, self._leader(self._telemetry.tick))
         self._add(scheduler, 'drains', DRAIN_CHECK_INTERVAL, self._leader(self._finish_drains))
         self._add(scheduler, 'forget-idle-users', FORGET_INTERVAL, self._forget_idle_users)
+        for chore in self._housekeeping:
+            self._add(scheduler, chore.name, chore.every, self._leader(chore.run))
         scheduler.start()
         self._scheduler = scheduler
 
