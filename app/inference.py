@@ -148,7 +148,7 @@ async def complete(exchange: Exchange, chat: ChatRequest,
         await exchange.admit()
         await _prepare_images(exchange, chat)
         requester = exchange.chat_requester(chat)
-        result = await _until_disconnect(exchange.request, exchange.gateway.complete(chat, requester))
+        result = await until_disconnect(exchange.request, exchange.gateway.complete(chat, requester))
     except asyncio.CancelledError:
         exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=chat.model, prompt=prompt)
         return Response(status_code=CLIENT_CLOSED)
@@ -243,7 +243,7 @@ async def one_shot(exchange: Exchange, model: str, cost: int, work: Callable[[Re
     """A request with one answer and no stream (embeddings, rerank, score): admitted, scheduled, audited."""
     try:
         await exchange.admit()
-        result = await _until_disconnect(exchange.request, work(exchange.requester(cost)))
+        result = await until_disconnect(exchange.request, work(exchange.requester(cost)))
     except asyncio.CancelledError:
         exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=model)
         return Response(status_code=CLIENT_CLOSED)
@@ -306,7 +306,7 @@ async def _prepare_images(exchange: Exchange, chat: ChatRequest) -> None:
         await prepare_images(chat, exchange.request.app.state.images, max_bytes=exchange.settings.image_max_bytes)
 
 
-async def _until_disconnect(request: Request, work: Awaitable[T]) -> T:
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     """Await `work`; if the client disconnects first, cancel it (frees the slot, stops the engine) and raise
     CancelledError here. One watcher task per request, no task for the work itself."""
     current = asyncio.current_task()

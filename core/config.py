@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=20, ge=0)
     db_pool_recycle: int = Field(default=1800, ge=1)
+    # Web search (POST /v1/search, docs/search.md). The provider, its URL/key and the timeout are also editable
+    # at run time (core.site_settings).
+    search_provider: Literal['none', 'searxng', 'brave'] = 'none'  # none: web search is off (503)
+    searxng_url: str = ''  # a SearXNG instance's base URL, with the json format enabled
+    brave_api_key: str = ''  # Brave Search API subscription token (secret)
+    brave_api_url: str = 'https://api.search.brave.com/res/v1/web/search'
+    search_timeout: float = Field(default=10.0, gt=0)  # seconds for one whole provider call (then 504)
+    search_max_results: int = Field(default=10, ge=1, le=20)  # results per search at most (the default too)
 
     @property
     def is_production(self) -> bool:

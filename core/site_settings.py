@@ -7,12 +7,18 @@ the stored value and puts the environment's back. Every change and reset is writ
 
 Only this process's `Settings` object changes at once; other worker processes pick the stored value up at their
 next start.
+
+Secrets (kind `secret`, e.g. brave_api_key) are stored encrypted (core.secretbox) and never shown: the listing
+says `(hidden)` when one is set, and the admin log records a short fingerprint, never the value. URLs are shown
+with any password masked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,10 +29,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import admin_log
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.db import Database, get_database
 from core.errors import InvalidRequest, NotFound
 from core.models import AdminAction, SiteSetting, utcnow
+from core.secretbox import SecretBox, SecretBoxError
 
 log = logging.getLogger('mindrouter.site_settings')
 
@@ -34,18 +41,21 @@ CHANGE = 'setting.change'
 RESET = 'setting.reset'
 HIDDEN = '(hidden)'
 Source = Literal['default', 'environment', 'console']
+Kind = Literal['int', 'bool', 'float', 'choice', 'url', 'secret']
+MAX_TEXT = 2000  # characters of a url or secret setting
 
 
 @dataclass(frozen=True, slots=True)
 class Editable:
     name: str  # the Settings field
     label: str
-    kind: Literal['int', 'bool']
+    kind: Kind  # url: an http(s) URL or empty; secret: shown as (hidden), stored encrypted
     help: str
-    minimum: int | None = None  # as core.config says
+    minimum: int | float | None = None  # as core.config says
     # Not in core.config: a typing slip in the console must not take the gateway down (a timedelta of 10**30
     # days overflows; a context cap of billions makes every Ollama load fail).
-    maximum: int | None = None
+    maximum: int | float | None = None
+    choices: tuple[str, ...] = ()  # kind choice: the values allowed
 
 
 EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
@@ -59,6 +69,14 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
              help='Store the answer text of each request in its audit row.'),
     Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
              help='GPU and backend telemetry history older than this is deleted.'),
+    Editable('search_provider', 'Web search provider', 'choice', choices=('none', 'searxng', 'brave'),
+             help='The provider POST /v1/search uses by default; none turns web search off.'),
+    Editable('searxng_url', 'SearXNG URL', 'url',
+             help="Base URL of a SearXNG instance whose settings.yml lists json under search.formats; empty: none."),
+    Editable('brave_api_key', 'Brave Search API key', 'secret',
+             help='Subscription token for the Brave Search API; never shown once saved. Empty: none.'),
+    Editable('search_timeout', 'Web search timeout (seconds)', 'float', minimum=1, maximum=300,
+             help='Seconds one call to the search provider may take before the search answers 504.'),
 )}
 
 
@@ -70,14 +88,15 @@ class SettingState:
     label: str
     kind: str
     help: str
-    minimum: int | None
-    maximum: int | None
-    value: Any  # in force now
-    environment_value: Any  # what a reset returns to
+    minimum: int | float | None
+    maximum: int | float | None
+    value: Any  # in force now (a secret: '(hidden)' when set, '' when not; a URL: its password masked)
+    environment_value: Any  # what a reset returns to (shown the same way)
     source: Source
     changed_at: datetime | None = None  # source 'console': when and by whom (the admin log's latest change)
     changed_by: str | None = None
     changed_via: str | None = None
+    choices: list[str] | None = None  # kind choice: the values allowed
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -95,9 +114,11 @@ def rule_for(name: str) -> Editable:
     raise NotFound(f'There is no setting named {name!r}.')
 
 
-def validate(name: str, value: Any) -> int | bool:
+def validate(name: str, value: Any) -> int | bool | float | str:
     """The value as the setting takes it, or InvalidRequest naming the setting."""
     rule = rule_for(name)
+    if rule.kind in ('float', 'choice', 'url', 'secret'):
+        return _validate_more(rule, value)
     if rule.kind == 'bool':
         if isinstance(value, bool):
             return value
@@ -113,16 +134,24 @@ def validate(name: str, value: Any) -> int | bool:
     return number
 
 
-async def load(session: AsyncSession) -> dict[str, Any]:
-    """The stored values that are still valid (a value a later release would refuse is skipped, and said)."""
+async def load(session: AsyncSession, settings: Settings | None = None) -> dict[str, Any]:
+    """The stored values that are still valid (a value a later release would refuse is skipped, and said).
+    Secrets are decrypted with `settings`' SECRET_KEY (one that cannot be, after a rotation, is skipped)."""
     values: dict[str, Any] = {}
+    box: SecretBox | None = None
     for row in await session.exec(select(SiteSetting)):
         if row.name not in EDITABLE:
             continue
         try:
-            values[row.name] = validate(row.name, row.value)
+            value = row.value
+            if EDITABLE[row.name].kind == 'secret' and value:
+                box = box or _box(settings or get_settings())
+                value = box.open(str(value))
+            values[row.name] = validate(row.name, value)
         except InvalidRequest as exc:
             log.warning('stored setting ignored: %s', exc.message)
+        except SecretBoxError as exc:
+            log.warning('stored setting %s ignored: %s; enter it again', row.name, exc)
     return values
 
 
@@ -138,13 +167,14 @@ async def apply_stored(settings: Settings, database: Database | None = None) -> 
     """At start, before any service reads the settings: the stored values over the environment's."""
     try:
         async with (database or get_database()).session() as session:
-            values = await load(session)
+            values = await load(session, settings)
     except Exception as exc:  # not migrated yet, or unreachable: the environment's values stand
         log.warning('run-time settings not applied (the environment\'s values are used): %s', exc)
         return {}
     apply(settings, values)
     if values:
-        log.info('run-time settings from the console: %s', ', '.join(f'{k}={v}' for k, v in values.items()))
+        log.info('run-time settings from the console: %s',
+                 ', '.join(f'{k}={shown(k, v)}' for k, v in values.items()))
     return values
 
 
@@ -168,10 +198,11 @@ async def describe(session: AsyncSession, settings: Settings) -> list[SettingSta
             'environment' if name in environment.model_fields_set else 'default'
         states.append(SettingState(
             name=name, label=rule.label, kind=rule.kind, help=rule.help, minimum=rule.minimum, maximum=rule.maximum,
-            value=getattr(settings, name), environment_value=getattr(environment, name), source=source,
-            changed_at=(entry.created_at if entry else row.updated_at) if row is not None else None,
+            value=shown(name, getattr(settings, name)), environment_value=shown(name, getattr(environment, name)),
+            source=source, changed_at=(entry.created_at if entry else row.updated_at) if row is not None else None,
             changed_by=entry.actor if row is not None and entry else None,
-            changed_via=entry.via if row is not None and entry else None))
+            changed_via=entry.via if row is not None and entry else None,
+            choices=list(rule.choices) if rule.choices else None))
     return states
 
 
@@ -180,13 +211,17 @@ async def change(session: AsyncSession, settings: Settings, *, name: str, value:
     """Validate, store, apply to the live settings and record in the admin log; the setting as it now is."""
     new = validate(name, value)
     before = getattr(settings, name)
+    stored = new
+    if EDITABLE[name].kind == 'secret' and new:  # encrypted at rest (HKDF of SECRET_KEY: a file read, a derivation)
+        stored = (await asyncio.to_thread(_box, settings)).seal(str(new))
     row = await session.get(SiteSetting, name)
     if row is None:
-        session.add(SiteSetting(name=name, value=new))
+        session.add(SiteSetting(name=name, value=stored))
     else:
-        row.value, row.updated_at = new, utcnow()
+        row.value, row.updated_at = stored, utcnow()
     await admin_log.record(session, actor_id=actor_id, actor=actor, action=CHANGE, target=name,
-                           before={name: before}, after={name: new}, via=via, commit=False)
+                           before={name: logged(name, before)}, after={name: logged(name, new)}, via=via,
+                           commit=False)
     await session.commit()  # the stored value and its record stand or fall together
     setattr(settings, name, new)
     return await _state(session, settings, name)
@@ -204,7 +239,8 @@ async def reset(session: AsyncSession, settings: Settings, *, name: str, actor_i
     if row is not None:
         await session.delete(row)
     await admin_log.record(session, actor_id=actor_id, actor=actor, action=RESET, target=name,
-                           before={name: before}, after={name: value}, via=via, commit=False)
+                           before={name: logged(name, before)}, after={name: logged(name, value)}, via=via,
+                           commit=False)
     await session.commit()
     setattr(settings, name, value)
     return await _state(session, settings, name)
@@ -242,6 +278,77 @@ def mask_url(url: str) -> str:
     query = urlencode([(key, '***' if hide else value) for (key, value), hide in zip(pairs, secret, strict=True)],
                       safe='*') if any(secret) else parts.query
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def shown(name: str, value: Any) -> Any:
+    """An editable setting's value as the console and the API show it: secrets hidden, URL passwords masked."""
+    kind = EDITABLE[name].kind if name in EDITABLE else None
+    if kind == 'secret':
+        return HIDDEN if value else ''
+    if kind == 'url' and value:
+        return mask_url(str(value))
+    return value
+
+
+def logged(name: str, value: Any) -> Any:
+    """The value as the admin log records it: a secret as a short fingerprint (which tells a change from none,
+    and reveals nothing of the key), everything else as shown."""
+    if name in EDITABLE and EDITABLE[name].kind == 'secret' and value:
+        return f'{HIDDEN} sha256:{hashlib.sha256(str(value).encode()).hexdigest()[:8]}'
+    return shown(name, value)
+
+
+def _validate_more(rule: Editable, value: Any) -> float | str:
+    """The kinds beyond int and bool: float, choice, url, secret."""
+    name = rule.name
+    if rule.kind == 'float':
+        number = _number(value)
+        low, high = rule.minimum, rule.maximum
+        if number is None or (low is not None and number < low) or (high is not None and number > high):
+            bounds = f' between {low:g} and {high:g}' if low is not None and high is not None else ''
+            raise InvalidRequest(f'{name} must be a number{bounds}.', param=name)
+        return number
+    text = value.strip() if isinstance(value, str) else None
+    if rule.kind == 'choice':
+        if text is None or text.lower() not in rule.choices:
+            raise InvalidRequest(f'{name} must be one of {", ".join(rule.choices)}.', param=name)
+        return text.lower()
+    if rule.kind == 'url':
+        if text is None or len(text) > MAX_TEXT or (text and not _is_http_url(text)):
+            raise InvalidRequest(f'{name} must be an http(s) URL such as https://search.example.edu, or empty.',
+                                 param=name)
+        return text
+    if text is None or len(text) > MAX_TEXT or any(c.isspace() or not c.isprintable() for c in text):
+        raise InvalidRequest(f'{name} must be text without spaces (at most {MAX_TEXT} characters), or empty.',
+                             param=name)
+    return text
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ('http', 'https') and bool(parts.hostname) and not any(c.isspace() for c in text)
+    except ValueError:
+        return False
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _box(settings: Settings) -> SecretBox:
+    return SecretBox(settings.resolved_secret_key())
 
 
 async def _state(session: AsyncSession, settings: Settings, name: str) -> SettingState:

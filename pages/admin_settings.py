@@ -67,9 +67,19 @@ class _SettingRow:
             ui.label(state.help).classes('text-sm opacity-80')
             self.source = ui.label('').classes('text-sm opacity-70').mark(f'source-{state.name}')
             with ui.row().classes('items-center gap-3'):
-                self.input: ui.number | ui.switch
+                self.input: ui.number | ui.switch | ui.select | ui.input
                 if state.kind == 'bool':
                     self.input = ui.switch().mark(f'input-{state.name}')
+                elif state.kind == 'choice':
+                    self.input = ui.select(state.choices or [], label=state.label).classes('w-56') \
+                        .mark(f'input-{state.name}')
+                elif state.kind in ('url', 'secret'):  # a secret is never put back in the page: type a new one
+                    self.input = ui.input(state.label, password=state.kind == 'secret',
+                                          placeholder='a new key (empty: none)' if state.kind == 'secret' else '') \
+                        .classes('w-96').mark(f'input-{state.name}')
+                elif state.kind == 'float':
+                    self.input = ui.number(state.label, min=state.minimum, max=state.maximum, step=0.5) \
+                        .classes('w-56').mark(f'input-{state.name}')
                 else:
                     self.input = ui.number(state.label, min=state.minimum, max=state.maximum, step=1,
                                            format='%d').classes('w-56').mark(f'input-{state.name}')
@@ -82,7 +92,8 @@ class _SettingRow:
     def show(self, state: SettingState) -> None:
         self.value.set_text(f'now: {_text(state.value)}')
         self.source.set_text(_source(state))
-        self.input.value = state.value
+        masked = state.kind == 'secret' or (state.kind == 'url' and '***' in str(state.value))
+        self.input.value = '' if masked else state.value
         self.reset_button.set_enabled(state.source == 'console')  # otherwise the environment's value is in force
 
     async def save(self) -> None:
@@ -117,6 +128,8 @@ class _SettingRow:
 
 
 def _text(value: object) -> str:
+    if value == '':
+        return '(not set)'
     if isinstance(value, bool):
         return 'on' if value else 'off'
     return f'{value:,}' if isinstance(value, int) else str(value)

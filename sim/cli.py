@@ -1,6 +1,8 @@
 """`python -m sim ollama|vllm --port N [knobs]`: run one fake engine until SIGINT/SIGTERM.
 
-`python -m sim sidecar --port N [--gpus 4 --key K ...]` runs the fake GPU sidecar (sim/sidecar.py)."""
+`python -m sim sidecar --port N [--gpus 4 --key K ...]` runs the fake GPU sidecar (sim/sidecar.py);
+`python -m sim searxng --port N` and `python -m sim brave --port N --key K` the fake web search services
+(sim/search.py)."""
 
 from __future__ import annotations
 
@@ -93,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sim.sidecar import main as sidecar_main
 
         return sidecar_main(argv[1:])
+    if argv[:1] in (['searxng'], ['brave']):  # fake web search services: their own knobs and parser
+        from sim.search import main as search_main
+
+        return search_main(argv)
     args = build_parser().parse_args(argv)
     engine = cast(Engine, args.engine)
     try:
