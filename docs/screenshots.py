@@ -35,6 +35,7 @@ PAGES = (
     ('status', '/', None, 3),
     ('models', '/models', None, 2),
     ('dashboard', '/dashboard', 'student1', 3),
+    ('chat', '/chat', 'student1', 2),
     ('admin-overview', '/admin', 'admin', 4),
     ('admin-nodes', '/admin/nodes', 'admin', 12),
     ('admin-backends', '/admin/backends', 'admin', 3),
