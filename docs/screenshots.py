@@ -23,6 +23,7 @@ import httpx
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -73,6 +74,10 @@ def main() -> int:
                         driver.get(f'{url}/logout')
                     driver.get(f'{url}{path}')
                     time.sleep(settle)
+                    if name == 'chat':  # a conversation, not an empty page
+                        box = driver.find_element(By.TAG_NAME, 'textarea')
+                        box.send_keys('How does fair-share scheduling keep one user from taking every GPU?', Keys.ENTER)
+                        time.sleep(5)
                     height = driver.execute_script('return document.body.scrollHeight')
                     driver.set_window_size(1440, min(max(900, int(height) + 40), 2400))
                     driver.save_screenshot(str(IMAGES / f'{name}.png'))
