@@ -25,18 +25,15 @@ import dataclasses
 import hmac
 import html
 import re
-import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote
 
-import orjson
-
-from sim.http import AbortConnection, Handler, HttpServer, Request, Response, Router
+from sim.fake_server import FakeServer, json_response
+from sim.http import AbortConnection, Handler, Request, Response
 
 Kind = Literal['searxng', 'brave']
 KINDS: tuple[Kind, ...] = ('searxng', 'brave')
@@ -190,59 +187,31 @@ def brave_error(status: int, code: str, detail: str, meta: Json | None = None) -
     return _json(status, {'type': 'ErrorResponse', 'error': error, 'time': int(time.time())})
 
 
-def _json(status: int, body: object, headers: list[tuple[str, str]] | None = None) -> Response:
-    return Response(status, orjson.dumps(body), 'application/json', headers)
+_json = json_response
 
 
-class SearchSim:
+class SearchSim(FakeServer):
     """A fake SearXNG (`kind='searxng'`) or Brave Search API (`kind='brave'`) on a TCP port. `config` is live."""
 
     def __init__(self, kind: Kind, config: SearchSimConfig | None = None, **knobs: Any) -> None:
         if kind not in KINDS:
             raise ValueError(f'kind must be one of {", ".join(KINDS)}')
+        super().__init__()
         self.kind = kind
-        self.config = dataclasses.replace(config) if config is not None else SearchSimConfig()
+        self.config: SearchSimConfig = dataclasses.replace(config) if config is not None else SearchSimConfig()
         self.config.update(knobs)
-        self.stats = SearchSimStats()
-        router = Router(self._not_found, self._not_found)
+        self.stats: SearchSimStats = SearchSimStats()
         if kind == 'searxng':
-            router.add('GET', '/search', self._faulty(self._searxng))
-            router.add('POST', '/search', self._faulty(self._searxng))
+            self.router.add('GET', '/search', self._faulty(self._searxng))
+            self.router.add('POST', '/search', self._faulty(self._searxng))
         else:
-            router.add('GET', BRAVE_PATH, self._faulty(self._brave))
-        router.add('GET', '/_sim/config', self._get_config)
-        router.add('POST', '/_sim/config', self._post_config)
-        router.add('GET', '/_sim/stats', self._get_stats)
-        self._http = HttpServer(router, server_header='granian' if kind == 'searxng' else None)
-        self.host = '127.0.0.1'
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        host = f'[{self.host}]' if ':' in self.host else self.host
-        return f'http://{host}:{self.port}'
+            self.router.add('GET', BRAVE_PATH, self._faulty(self._brave))
+        self.listen(server_header='granian' if kind == 'searxng' else None)
 
     @property
     def search_url(self) -> str:
         """SearXNG: the base URL (SEARXNG_URL); Brave: the web search endpoint (BRAVE_API_URL)."""
         return self.url if self.kind == 'searxng' else f'{self.url}{BRAVE_PATH}'
-
-    async def start(self, host: str = '127.0.0.1', port: int = 0) -> int:
-        self.port = await self._http.start(host, port)
-        self.host = host
-        return self.port
-
-    async def stop(self) -> None:
-        await self._http.stop()
-
-    async def __aenter__(self) -> SearchSim:
-        await self.start(self.host, self.port)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # -- routes ---------------------------------------------------------------------------------------------------
     def _faulty(self, handler: Callable[[Request, dict[str, str]], Response]) -> Handler:
@@ -313,25 +282,6 @@ class SearchSim:
                    ('X-RateLimit-Remaining', f'0, {max(0, 15000 - self.stats.searches)}')]
         return _json(200, brave_body(query, min(int(count_text), self.config.results)), headers)
 
-    async def _not_found(self, request: Request) -> Response:
-        return _json(404, {'detail': 'Not Found'})
-
-    async def _get_config(self, request: Request) -> Response:
-        return _json(200, self.config.to_dict())
-
-    async def _post_config(self, request: Request) -> Response:
-        try:
-            values = orjson.loads(request.body)
-            if not isinstance(values, dict):
-                raise ValueError('body must be a JSON object of knob values')
-            self.config.update(values)
-        except (ValueError, TypeError) as e:  # orjson.JSONDecodeError is a ValueError
-            return _json(400, {'error': str(e)})
-        return _json(200, self.config.to_dict())
-
-    async def _get_stats(self, request: Request) -> Response:
-        return _json(200, self.stats.to_dict())
-
 
 # -- CLI: python -m sim searxng|brave ... -----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -349,18 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def serve(kind: Kind, config: SearchSimConfig, host: str, port: int) -> None:
-    server = SearchSim(kind, config)
-    bound = await server.start(host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    # The same ready line as the other fakes, so one helper can start any of them.
-    print(f'sim {kind} listening on {server.url} (port {bound})', flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await SearchSim(kind, config).serve_until_signalled(kind, host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

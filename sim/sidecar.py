@@ -20,18 +20,15 @@ import asyncio
 import dataclasses
 import hmac
 import math
-import signal
 import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
-import orjson
-
-from sim.http import AbortConnection, Handler, HttpServer, Request, Response, Router
+from sim.fake_server import FakeServer, json_response
+from sim.http import AbortConnection, Handler, Request, Response
 
 KEY_HEADER = 'x-sidecar-key'  # sim.http lower-cases header names
 DEFAULT_PORT = 8007
@@ -193,57 +190,29 @@ def gpu_info(config: SidecarConfig, t: float) -> Json:
     }
 
 
-def _json(status: int, body: object) -> Response:
-    return Response(status, orjson.dumps(body))
+_json = json_response
 
 
-class SidecarSim:
+class SidecarSim(FakeServer):
     """A fake sidecar on a TCP port. `config` is live (change attributes at any time); `stats` counts requests.
 
     `clock` supplies the time the readings are computed from (default time.time; `config.time_s` overrides it).
     """
 
     def __init__(self, config: SidecarConfig | None = None, *, clock: Callable[[], float] = time.time) -> None:
-        self.config = dataclasses.replace(config) if config is not None else SidecarConfig()
+        super().__init__()
+        self.config: SidecarConfig = dataclasses.replace(config) if config is not None else SidecarConfig()
         self.config.validate()
-        self.stats = SidecarStats()
+        self.stats: SidecarStats = SidecarStats()
         self.clock = clock
-        router = Router(self._not_found, self._not_found)
-        router.add('GET', '/health', self._guarded(self._health))
-        router.add('GET', '/gpu-info', self._guarded(self._gpu_info))
-        router.add('GET', '/_sim/config', self._get_config)
-        router.add('POST', '/_sim/config', self._post_config)
-        router.add('GET', '/_sim/stats', self._get_stats)
-        self._http = HttpServer(router, server_header='uvicorn')
-        self.host = '127.0.0.1'
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        host = f'[{self.host}]' if ':' in self.host else self.host
-        return f'http://{host}:{self.port}'
+        self.router.add('GET', '/health', self._guarded(self._health))
+        self.router.add('GET', '/gpu-info', self._guarded(self._gpu_info))
+        self.listen(server_header='uvicorn')
 
     @property
     def headers(self) -> dict[str, str]:
         """The header a client needs, e.g. `httpx.get(f'{sim.url}/health', headers=sim.headers)`."""
         return {'X-Sidecar-Key': self.config.key}
-
-    async def start(self, host: str = '127.0.0.1', port: int = 0) -> int:
-        self.port = await self._http.start(host, port)
-        self.host = host
-        return self.port
-
-    async def stop(self) -> None:
-        await self._http.stop()
-
-    async def __aenter__(self) -> SidecarSim:
-        await self.start(self.host, self.port)
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # -- routes ---------------------------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -288,25 +257,6 @@ class SidecarSim:
             return _json(503, body)
         return _json(200, body)
 
-    async def _not_found(self, request: Request) -> Response:
-        return _json(404, {'detail': 'Not Found'})
-
-    async def _get_config(self, request: Request) -> Response:
-        return _json(200, self.config.to_dict())
-
-    async def _post_config(self, request: Request) -> Response:
-        try:
-            values = orjson.loads(request.body)
-            if not isinstance(values, dict):
-                raise ValueError('body must be a JSON object of knob values')
-            self.config.update(values)
-        except (ValueError, TypeError) as e:  # orjson.JSONDecodeError is a ValueError
-            return _json(400, {'error': str(e)})
-        return _json(200, self.config.to_dict())
-
-    async def _get_stats(self, request: Request) -> Response:
-        return _json(200, self.stats.to_dict())
-
 
 # -- CLI: python -m sim sidecar ... -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
@@ -340,18 +290,7 @@ def config_from_args(args: argparse.Namespace) -> SidecarConfig:
 
 
 async def serve(config: SidecarConfig, host: str, port: int) -> None:
-    server = SidecarSim(config)
-    bound = await server.start(host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    # The same ready line as the engine fakes, so one helper can start any of them.
-    print(f'sim sidecar listening on {server.url} (port {bound})', flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await SidecarSim(config).serve_until_signalled('sidecar', host, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
