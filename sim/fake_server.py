@@ -7,6 +7,7 @@ A fake subclasses `FakeServer`, adds its own routes to `router` in its __init__,
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Mapping
 from types import TracebackType
@@ -21,6 +22,30 @@ class Knobs(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
     def update(self, values: Mapping[str, Any]) -> None: ...
+
+
+@dataclasses.dataclass
+class KnobSet:
+    """Base of a fake's knobs (a dataclass of its own fields, with `validate()` and usually a `fault`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise ValueError on an invalid combination of knobs."""
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        """Set knobs from JSON; raises ValueError and changes nothing on an unknown knob or invalid result."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f'unknown knob(s) {sorted(unknown)}')
+        trial = dataclasses.replace(self, **dict(values))
+        if getattr(trial, 'fault', None) in ('', 'none'):
+            trial.fault = None  # type: ignore[attr-defined]  # both spellings of "no fault" from a JSON client
+        trial.validate()
+        for name in names:
+            setattr(self, name, getattr(trial, name))
 
 
 class Counters(Protocol):

@@ -28,11 +28,11 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote
 
-from sim.fake_server import FakeServer, json_response
+from sim.fake_server import FakeServer, KnobSet, json_response
 from sim.http import AbortConnection, Handler, Request, Response
 
 Kind = Literal['searxng', 'brave']
@@ -61,7 +61,7 @@ Json = dict[str, Any]
 
 
 @dataclasses.dataclass
-class SearchSimConfig:
+class SearchSimConfig(KnobSet):
     """Knobs, read on every request."""
 
     key: str = DEFAULT_KEY  # Brave: the X-Subscription-Token it accepts
@@ -69,9 +69,6 @@ class SearchSimConfig:
     json_format: bool = True  # SearXNG: False = an instance whose settings.yml does not list json (403)
     delay_ms: float = 0.0  # before every answer
     fault: str | None = None
-
-    def to_dict(self) -> Json:
-        return dataclasses.asdict(self)
 
     def validate(self) -> None:
         if not self.key:
@@ -83,18 +80,6 @@ class SearchSimConfig:
         if self.fault is not None and self.fault not in SEARCH_FAULTS:
             raise ValueError(f'fault must be one of {", ".join(SEARCH_FAULTS)} or null')
 
-    def update(self, values: Mapping[str, Any]) -> None:
-        """Set knobs from JSON; raises ValueError and changes nothing on an unknown knob or invalid result."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f'unknown knob(s) {sorted(unknown)}')
-        trial = dataclasses.replace(self, **dict(values))
-        if trial.fault in ('', 'none'):
-            trial.fault = None
-        trial.validate()
-        for name in names:
-            setattr(self, name, getattr(trial, name))
 
 
 @dataclasses.dataclass

@@ -23,11 +23,11 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sim.fake_server import FakeServer, json_response
+from sim.fake_server import FakeServer, KnobSet, json_response
 from sim.http import AbortConnection, Handler, Request, Response
 
 KEY_HEADER = 'x-sidecar-key'  # sim.http lower-cases header names
@@ -64,7 +64,7 @@ Json = dict[str, Any]
 
 
 @dataclasses.dataclass
-class SidecarConfig:
+class SidecarConfig(KnobSet):
     """Knobs, read on every request. Defaults describe a node of H100 80GB GPUs."""
 
     key: str = DEFAULT_KEY
@@ -84,9 +84,6 @@ class SidecarConfig:
     server_power: bool = True  # False: {"error": "ipmitool not available"}
     fault: str | None = None
 
-    def to_dict(self) -> Json:
-        return dataclasses.asdict(self)
-
     def validate(self) -> None:
         if not self.key:
             raise ValueError('key must not be empty (a real sidecar refuses to start without one)')
@@ -102,18 +99,6 @@ class SidecarConfig:
         if unknown:
             raise ValueError(f'null_metrics: unknown fields {sorted(unknown)}')
 
-    def update(self, values: Mapping[str, Any]) -> None:
-        """Set knobs from JSON; raises ValueError and changes nothing on an unknown knob or invalid result."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = set(values) - names
-        if unknown:
-            raise ValueError(f'unknown knob(s) {sorted(unknown)}')
-        trial = dataclasses.replace(self, **dict(values))
-        if trial.fault in ('', 'none'):
-            trial.fault = None
-        trial.validate()
-        for name in names:
-            setattr(self, name, getattr(trial, name))
 
 
 @dataclasses.dataclass
