@@ -290,7 +290,9 @@ async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream
             upstream.release()  # synchronous, so the slot frees even inside a cancelled scope
             with anyio.CancelScope(shield=True):
                 await upstream.close()
-            text = ''.join(upstream.text)
+            # the answer's text only when something reads it (a structured answer's check, the audit row)
+            wanted = chat.response_format is not None or exchange.settings.audit_log_responses
+            text = ''.join(upstream.text) if wanted else ''
             valid = answer_conforms(chat, text, upstream.tool_calls) if status == 'completed' else None
             exchange.record(
                 status=status, http_status=http_status, model=chat.model, stream=True, error=error,

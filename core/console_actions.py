@@ -18,7 +18,9 @@ from core.db import Database
 from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendUpdate, Engine, Node, NodeBase
 from core.registry import nodes, ollama_models, store
+from core.registry.view import RegistryView
 from core.runtime import Runtime, current
+from core.scheduler.ledger import AdmissionLedger
 from core.telemetry import queries
 
 BACKEND_LOGGED = ('name', 'url', 'engine', 'max_concurrent', 'node_id', 'gpu_indices', 'priority', 'status')
@@ -148,12 +150,13 @@ async def delete_model(runtime: Runtime, actor: Actor, backend_id: int, model: s
     return refreshed
 
 
-async def fleet_in_flight(runtime: Runtime) -> dict[int, int]:
-    """Requests on each backend now, all workers together (what the admin API's backend list shows)."""
+async def fleet_in_flight(ledger: AdmissionLedger, registry: RegistryView) -> dict[int, int]:
+    """Requests on each backend now, all workers together: what an admin watches while a backend drains (the
+    console's backend table and the admin API's backend list)."""
     try:
-        return await runtime.ledger.in_flight()
+        return await ledger.in_flight()
     except Exception:  # the ledger's Redis is down: what this process last knew
-        return {b.id: b.total_in_flight for b in runtime.registry.backends}
+        return {b.id: b.total_in_flight for b in registry.backends}
 
 
 # --- nodes --------------------------------------------------------------------------------------------------------

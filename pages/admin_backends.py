@@ -172,7 +172,7 @@ class _BackendsPage:
             listing = await store.list_backends(session)
             node_names = {n.id: n.name for n in await nodes.list_nodes(session) if n.id is not None}
         runtime = current()
-        in_flight = await actions.fleet_in_flight(runtime) if runtime is not None else {}
+        in_flight = await actions.fleet_in_flight(runtime.ledger, runtime.registry) if runtime is not None else {}
         self.note.text = '' if runtime is not None else 'The gateway does not run in this process: read only.'
         options = {NO_NODE: 'none', **node_names}
         if self.form['node_id'].options != options:

@@ -16,15 +16,14 @@ from starlette.responses import Response, StreamingResponse
 from app.deps import require_admin
 from app.responses import JSONResponse
 from core.api_keys import Principal
-from core.console_actions import Actor, backend_fields, backend_target, log_action
+from core.console_actions import Actor, backend_fields, backend_target, fleet_in_flight, log_action, ollama_backend
 from core.db import Database
-from core.errors import InvalidRequest, MindRouterError
-from core.models import Backend, BackendBase, BackendModel, BackendUpdate, Engine
+from core.errors import MindRouterError
+from core.models import Backend, BackendBase, BackendModel, BackendUpdate
 from core.registry import ollama_models, store
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
-from core.scheduler.ledger import AdmissionLedger
 from core.telemetry.poller import NodePoller
 
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
@@ -223,12 +222,7 @@ async def _record_model(request: Request, admin: Principal, action: str, backend
 
 async def _ollama_url(request: Request, backend_id: int) -> str:
     database: Database = request.app.state.database
-    async with database.session() as session:
-        backend = await store.get_backend(session, backend_id=backend_id)
-    if backend.engine != Engine.ollama:
-        raise InvalidRequest(f'backend {backend.name} runs {backend.engine}: only Ollama backends pull and delete '
-                             'models (vLLM serves the model it was started with)', param='id')
-    return backend.url
+    return (await ollama_backend(database, backend_id)).url
 
 
 async def _public(request: Request, backend_id: int) -> BackendPublic:
@@ -240,13 +234,7 @@ async def _public(request: Request, backend_id: int) -> BackendPublic:
 
 
 async def _fleet_in_flight(request: Request) -> dict[int, int]:
-    """Requests on each backend now, all workers together: what an admin watches while a backend drains."""
-    ledger: AdmissionLedger = request.app.state.ledger
-    try:
-        return await ledger.in_flight()
-    except Exception:  # the ledger's Redis is down: what this process last knew
-        view: RegistryView = request.app.state.registry
-        return {b.id: b.total_in_flight for b in view.backends}
+    return await fleet_in_flight(request.app.state.ledger, request.app.state.registry)
 
 
 def _to_public(request: Request, backend: Backend, models: list[BackendModel],

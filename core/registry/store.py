@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, update
@@ -200,13 +201,7 @@ async def set_context_override(session: AsyncSession, *, model: str, context_len
             limit = f'between 512 and {largest}' if largest else 'at least 512'
             raise InvalidRequest(f'context_length_override for {model} must be {limit}, not {context_length}',
                                  param='context_length_override')
-    setting = await session.get(ModelSetting, model) or ModelSetting(name=model)
-    setting.context_length_override = context_length
-    setting.updated_at = utcnow()
-    session.add(setting)
-    await session.commit()
-    await session.refresh(setting)
-    return setting
+    return await _save_model_setting(session, model, context_length_override=context_length)
 
 
 # The capability names requests are routed by (core.registry.families; `rerank` only on vLLM).
@@ -228,8 +223,14 @@ async def set_capabilities_override(session: AsyncSession, *, model: str, capabi
             raise InvalidRequest('choose at least one capability, or null to use the discovered ones',
                                  param='capabilities_override')
         capabilities = [name for name in CAPABILITIES if name in capabilities]  # one order, no repeats
+    return await _save_model_setting(session, model, capabilities_override=capabilities)
+
+
+async def _save_model_setting(session: AsyncSession, model: str, **changes: Any) -> ModelSetting:
+    """The model's settings row (made on first use) with `changes` applied, committed."""
     setting = await session.get(ModelSetting, model) or ModelSetting(name=model)
-    setting.capabilities_override = capabilities
+    for name, value in changes.items():
+        setattr(setting, name, value)
     setting.updated_at = utcnow()
     session.add(setting)
     await session.commit()
