@@ -1,11 +1,23 @@
 # The README's two commands: `make run` (serve on the embedded SQLite default, with simulated engines)
-# and `make test`.
+# and `make test`. Everything is installed from the committed lock (uv.lock), never from open ranges.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck pytest bench bench-fairness clean
+# uv, pinned with hashes in tools/uv.txt, lives in the user cache so that every clone shares it.
+UV_VERSION := $(shell sed -n 's/^uv==\([0-9.]*\).*/\1/p' tools/uv.txt)
+UV_HOME    := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mindrouter/uv-$(UV_VERSION)
+UV         := $(UV_HOME)/bin/uv
+# uv uses the interpreter named by PYTHON and never downloads one of its own.
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Compiled requirement files for what installs outside the project's venv (the sidecar, uv itself).
+COMPILE = $(UV) pip compile --quiet --custom-compile-command "make lock" --generate-hashes --universal --python-version 3.11
+
+.PHONY: run demo test lint typecheck pytest check-lock lock upgrade bench bench-fairness clean
 
 run: $(STAMP)
 	$(BIN)/mindrouter serve --demo
@@ -14,7 +26,7 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m bench.fairness --live --seconds 60
 
-test: lint typecheck pytest
+test: check-lock lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,14 +43,36 @@ bench: $(STAMP)
 bench-fairness: $(STAMP)
 	$(BIN)/python -m bench.fairness
 
-# The venv is rebuilt only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# pyproject.toml and uv.lock must agree: a clone installs exactly what was tested, or nothing.
+check-lock: $(UV)
+	@$(UV) lock --check --quiet 2>/dev/null || { \
+		echo "uv.lock does not match pyproject.toml: run 'make lock' (or 'make upgrade'), test, and commit uv.lock." >&2; \
+		exit 1; }
+
+# After editing dependencies in pyproject.toml or sidecar/requirements.in: lock them, changing nothing else.
+lock: $(UV)
+	$(UV) lock
+	$(COMPILE) --constraints <($(UV) export --quiet --frozen --no-hashes --no-emit-project --all-extras) \
+		sidecar/requirements.in -o sidecar/requirements.txt
+
+# Deliberately move every dependency (and uv) to its newest release; then `make test` and commit the lot.
+upgrade: $(UV)
+	$(UV) lock --upgrade
+	$(COMPILE) --upgrade --constraints <($(UV) export --quiet --frozen --no-hashes --no-emit-project --all-extras) \
+		sidecar/requirements.in -o sidecar/requirements.txt
+	$(COMPILE) --upgrade --no-header tools/uv.in -o tools/uv.txt
+
+# The venv is synced from the lock whenever the lock (or pyproject.toml) changes.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV) sync --locked --extra dev --quiet || { \
+		echo "Could not install from uv.lock; if it disagrees with pyproject.toml, run 'make lock'." >&2; exit 1; }
+	touch $(STAMP)
+
+$(UV): tools/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "MindRouter needs Python 3.11 or newer (PYTHON=$(PYTHON))"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	$(PYTHON) -m venv --clear $(UV_HOME)
+	$(UV_HOME)/bin/python -m pip install --quiet --require-hashes --no-deps -r tools/uv.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
