@@ -14,7 +14,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from core import accounts, migrations
+from core import migrations
+from core.accounts import service as accounts
 from core.config import Settings, get_settings
 from core.db import CONNECTION_ERRORS, Database, describe_location, unavailable
 from core.errors import ConfigError, DatabaseUnavailable, InvalidRequest, MindRouterError, NotFound

@@ -12,7 +12,7 @@ import logging
 
 from sqlmodel import select
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import Backend, BackendBase, Engine, Node, NodeBase
 from core.registry import nodes as node_store

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.api_keys import ApiKeyAuthenticator, Principal
+from core.accounts.api_keys import ApiKeyAuthenticator, Principal
 from core.errors import PermissionDenied
 
 

@@ -23,17 +23,17 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.responses import JSONResponse
-from core.api_keys import Principal
-from core.audit import AuditRecord, AuditWriter
+from core.accounts.api_keys import Principal
+from core.audit.writer import AuditRecord, AuditWriter
 from core.config import Settings
 from core.errors import InvalidRequest, MindRouterError, RequestTooLarge
 from core.gateway.image_fetch import prepare_images
 from core.gateway.service import Answered, Gateway, StreamBroken, UpstreamStream
-from core.metrics import GatewayMetrics
 from core.models import utcnow
-from core.quotas import QuotaGuard
+from core.quotas.guard import QuotaGuard
 from core.scheduler.cost import chat_cost, embedding_cost
 from core.scheduler.scheduler import Requester
+from core.status.metrics import GatewayMetrics
 from core.translate.canonical import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from core.translate.schema import answer_conforms
 from core.translate.streaming import StreamEncoder

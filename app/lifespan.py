@@ -1,5 +1,5 @@
 """What the API process holds for its lifetime: database, key authenticator, the backend registry, the
-admission ledger and gateway, the background jobs (core.jobs), and the background writers (audit trail,
+admission ledger and gateway, the background jobs (core.jobs.background), and the background writers (audit trail,
 key usage) that are flushed at shutdown."""
 
 from __future__ import annotations
@@ -14,26 +14,26 @@ from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
 from app.loopback import Loopback
-from core import runtime, site_settings
-from core.accounts import principal_loader
-from core.api_keys import ApiKeyAuthenticator
-from core.audit import AuditWriter
+from core import runtime
+from core.accounts.api_keys import ApiKeyAuthenticator
+from core.accounts.key_usage import KeyUsageWriter
+from core.accounts.service import principal_loader
+from core.admin import site_settings
+from core.audit.writer import AuditWriter
 from core.chat import files as chat_files
-from core.cluster import ClusterStats
 from core.config import Settings, get_settings
 from core.db import Database, dispose_database, get_database
 from core.gateway.engines import adapter_for
 from core.gateway.image_fetch import ImageFetcher
 from core.gateway.service import Gateway
 from core.gateway.upstream import UpstreamPool
-from core.jobs import BackgroundJobs, Housekeeping, JobIntervals
-from core.key_usage import KeyUsageWriter
-from core.leadership import Leadership
-from core.metrics import GatewayMetrics
+from core.jobs.background import BackgroundJobs, Housekeeping, JobIntervals
+from core.jobs.leadership import Leadership
 from core.migrations import head_revision
 from core.models import utcnow
-from core.quotas import QuotaGuard
-from core.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
+from core.quotas.guard import QuotaGuard
+from core.quotas.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
+from core.quotas.token_meter import RedisTokenMeter
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
@@ -43,9 +43,10 @@ from core.scheduler.ledger import AdmissionLedger, LocalLedger
 from core.scheduler.redis_ledger import RedisLedger
 from core.scheduler.scheduler import FairScheduler
 from core.secretbox import SecretBox
+from core.status.cluster import ClusterStats
+from core.status.metrics import GatewayMetrics
 from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
-from core.token_meter import RedisTokenMeter
 
 log = logging.getLogger('mindrouter')
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from core import accounts, migrations
-from core.api_keys import ApiKeyAuthenticator
+from core import migrations
+from core.accounts import service as accounts
+from core.accounts.api_keys import ApiKeyAuthenticator
 from core.db import Database
 
 RESULTS = Path(__file__).resolve().parent / 'results'

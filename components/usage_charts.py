@@ -1,6 +1,6 @@
 """Usage charts: tokens per day (prompt and completion stacked) and tokens by model (a donut).
 
-The figures are plain Plotly dicts built from core.usage's results, so they can be checked without a browser;
+The figures are plain Plotly dicts built from core.quotas.usage's results, so they can be checked without a browser;
 `UsageCharts` owns the two plots and updates them in place when the range or the data changes.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
-from core.usage import DayUsage, ModelUsage
+from core.quotas.usage import DayUsage, ModelUsage
 
 PROMPT_COLOR = '#6366f1'
 COMPLETION_COLOR = '#22c55e'

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=20, ge=0)
     db_pool_recycle: int = Field(default=1800, ge=1)
     # Web search (POST /v1/search, docs/search.md). The provider, its URL/key and the timeout are also editable
-    # at run time (core.site_settings).
+    # at run time (core.admin.site_settings).
     search_provider: Literal['none', 'searxng', 'brave'] = 'none'  # none: web search is off (503)
     searxng_url: str = ''  # a SearXNG instance's base URL, with the json format enabled
     brave_api_key: str = ''  # Brave Search API subscription token (secret)

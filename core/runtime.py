@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
     import httpx
 
-    from core.api_keys import ApiKeyAuthenticator
-    from core.cluster import ClusterStats
+    from core.accounts.api_keys import ApiKeyAuthenticator
     from core.config import Settings
     from core.db import Database
-    from core.quotas import QuotaGuard
+    from core.quotas.guard import QuotaGuard
     from core.registry.lifecycle import BackendLifecycle
     from core.registry.monitor import RegistryMonitor
     from core.registry.view import RegistryView
     from core.scheduler.ledger import AdmissionLedger
     from core.scheduler.scheduler import FairScheduler
     from core.secretbox import SecretBox
+    from core.status.cluster import ClusterStats
     from core.telemetry.poller import NodePoller
 
 

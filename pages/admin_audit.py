@@ -1,6 +1,6 @@
 """/admin/audit: the request audit trail. Filter by user, model, status, endpoint, time range and text; page
 through the matches on the server; open one request to read its prompt and response; export the filter's
-conversations as JSON. Everything goes through core.audit_search, as the admin API does.
+conversations as JSON. Everything goes through core.audit.search, as the admin API does.
 
 The export downloads from /admin/audit/export.json, a route on the console's own app: the browser has a
 session, not an API key, and the route streams the same chunked export as GET /api/admin/audit/export.
@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from components.frame import admin_frame
-from core import audit_search, runtime
-from core.audit_search import AuditFilter, AuditPage
+from core import runtime
+from core.audit import search as audit_search
+from core.audit.search import AuditFilter, AuditPage
 from core.config import Settings, get_settings
 from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError

@@ -3,7 +3,7 @@
 The table shows each backend's engine, URL, status, models, requests in flight (all workers), limits, node and
 GPUs and last error; one timer per page updates the cells in place, so a drain shows its requests finishing and
 the row turning disabled without a reload. Register, edit, enable, disable, drain, refresh, and (Ollama) pull or
-delete a model all go through core.console_actions: the admin API's services, written to the admin log.
+delete a model all go through core.admin.cluster_actions: the admin API's services, written to the admin log.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from components.confirm import confirm
 from components.frame import admin_frame
 from components.validators import http_url, required
-from core import console_actions as actions
+from core.admin import cluster_actions as actions
 from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine

@@ -1,6 +1,6 @@
 """/admin/log: the admin audit log. Who changed what, when, through the console or the API; filter by who and
 by action (or its prefix, e.g. "user."), page through on the server, and open an entry to see its before and
-after side by side with the changed keys highlighted. Reads through core.admin_log, as GET /api/admin/log does.
+after side by side with the changed keys highlighted. Reads through core.audit.admin_log, as GET /api/admin/log does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import orjson
 from nicegui import events, ui
 
 from components.frame import admin_frame
-from core import admin_log, audit_search
+from core.audit import admin_log
+from core.audit import search as audit_search
 from core.db import get_database
 from core.models import AdminAction
 from pages.session import notify_failure

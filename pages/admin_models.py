@@ -3,7 +3,7 @@ context and the context requests get, and an admin's two per-model settings: a c
 capability override (the capabilities requests are routed by, replacing what discovery found).
 
 The catalog is the running gateway's registry (core.runtime) or, when no gateway runs in this process, the
-database's. A change goes through core.model_admin.change_settings, the service PATCH /api/admin/models/{model}
+database's. A change goes through core.admin.model_catalog.change_settings, the service PATCH /api/admin/models/{model}
 calls, then the registry reloads so routing sees it at once. One timer keeps each model's backends and health
 current in place, and offers to redraw when models appear or disappear (never under an admin's edits).
 """
@@ -17,11 +17,12 @@ from typing import Any
 from nicegui import ui
 
 from components.frame import admin_frame
-from core import model_admin, runtime
+from core import runtime
+from core.admin import model_catalog as model_admin
+from core.admin.cluster_actions import Actor
+from core.admin.model_catalog import CatalogRow, ModelChanges
 from core.config import get_settings
-from core.console_actions import Actor
 from core.db import get_database
-from core.model_admin import CatalogRow, ModelChanges
 from core.registry.store import CAPABILITIES
 from pages.session import notify_failure, require_admin
 

@@ -22,7 +22,7 @@ from components.confirm import confirm
 from components.frame import admin_frame
 from components.gpu_chart import GpuChart
 from components.validators import http_url, required
-from core import console_actions as actions
+from core.admin import cluster_actions as actions
 from core.config import get_settings
 from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError

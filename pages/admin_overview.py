@@ -2,7 +2,7 @@
 small chart, the queue, and the top users and models by tokens over a chosen range, exportable as CSV or JSON.
 
 Live figures come from the running gateway's own services (core.runtime: ClusterStats, the scheduler), the
-same ones the admin API serves; the top lists from the request log (core.overview). One timer refreshes the
+same ones the admin API serves; the top lists from the request log (core.status.overview). One timer refreshes the
 page in place every few seconds; the top lists, which cost a grouped query, every few ticks or on demand.
 """
 
@@ -16,9 +16,10 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from components.frame import admin_frame
-from core import overview, runtime
+from core import runtime
 from core.db import get_database
 from core.models import BackendStatus
+from core.status import overview
 from pages.session import notify_failure
 
 REFRESH_SECONDS = 5.0

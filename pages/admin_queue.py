@@ -1,7 +1,7 @@
 """/admin/queue: the scheduler's queue, live. Who waits and who runs, each user's standing against its fair
 share, what each backend runs, and the queued requests in the order they will be served.
 
-The same view as GET /api/admin/queue (core.overview.queue_view: the scheduler's snapshot with usernames), from
+The same view as GET /api/admin/queue (core.status.overview.queue_view: the scheduler's snapshot with usernames), from
 the running gateway's scheduler (core.runtime); one timer updates the tables in place every two seconds.
 """
 
@@ -12,7 +12,8 @@ from typing import Any
 from nicegui import ui
 
 from components.frame import admin_frame
-from core import overview, runtime
+from core import runtime
+from core.status import overview
 from pages.session import notify_failure
 
 REFRESH_SECONDS = 2.0

@@ -2,7 +2,7 @@
 limits now; approve (as asked, or with the amounts edited, and a note) or deny (with a note). Decided ones
 follow, newest first, saying who decided and when.
 
-Decisions go through core.quota_admin.decide_request, the service POST /api/admin/quota-requests/{id}/approve
+Decisions go through core.quotas.quota_admin.decide_request, the service POST /api/admin/quota-requests/{id}/approve
 and /deny call, so the user's limits rise in the same transaction and the admin log records it. The page's
 one timer watches for new requests and offers (on the Refresh button) to show them, rather than redrawing
 under an admin's edits.
@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from components.frame import admin_frame
-from core import quota_admin
+from core.admin.cluster_actions import Actor
 from core.config import get_settings
-from core.console_actions import Actor
 from core.db import get_database
-from core.quota_admin import ReviewRow
-from core.quota_requests import QuotaDecision
+from core.quotas import quota_admin
+from core.quotas.quota_admin import ReviewRow
+from core.quotas.quota_requests import QuotaDecision
 from pages.admin_roles import whole_number
 from pages.session import notify_failure, require_admin
 

@@ -1,5 +1,5 @@
 """The roles section of /admin/users: each role's scheduler weight, token budget, requests per minute and
-running requests, as PATCH /api/admin/roles/{name} changes them (core.quota_admin.update_role, recorded).
+running requests, as PATCH /api/admin/roles/{name} changes them (core.quotas.quota_admin.update_role, recorded).
 
 Not a page of its own: pages.admin_users shows it under the user list.
 """
@@ -11,11 +11,11 @@ from typing import Any
 
 from nicegui import ui
 
-from core import limits, quota_admin
-from core.console_actions import Actor
+from core.admin.cluster_actions import Actor
 from core.db import get_database
-from core.limits import RoleLimits
 from core.models import Role
+from core.quotas import limits, quota_admin
+from core.quotas.limits import RoleLimits
 from pages.session import notify_failure, require_admin
 
 # (field, label, marker prefix, smallest value); 0 means unlimited except for the weight

@@ -2,7 +2,7 @@
 
 Each editable setting shows its value in force, where that value comes from (the default, the environment, or a
 change in the console or admin API, when and by whom), an input with save, and a reset to the environment's
-value. Saving goes through core.site_settings, as PUT /api/admin/settings/{name} does: validated (the refusal
+value. Saving goes through core.admin.site_settings, as PUT /api/admin/settings/{name} does: validated (the refusal
 shown under the input), stored, applied to the running gateway at once, and written to the admin log.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 from nicegui import ui
 
 from components.frame import admin_frame
-from core import runtime, site_settings
+from core import runtime
+from core.admin import site_settings
+from core.admin.site_settings import SettingState
 from core.config import Settings, get_settings
 from core.db import get_database
 from core.errors import InvalidRequest
-from core.site_settings import SettingState
 from pages.session import notify_failure, require_admin
 
 

@@ -1,8 +1,8 @@
 """The panel of /admin/users for one user: profile and role, activate/deactivate, quota overrides, API keys.
 
 Not a page of its own: pages.admin_users opens it for the user an admin picks. Each action calls the service
-the admin API calls (core.users, core.quota_admin) and re-checks that the caller is still an admin, since
-event handlers arrive over the websocket, after the page's own check.
+the admin API calls (core.accounts.users, core.quotas.quota_admin) and re-checks that the caller is still an
+admin, since event handlers arrive over the websocket, after the page's own check.
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from typing import Any
 from nicegui import ui
 
 from components.confirm import confirm
-from core import accounts, limits, quota_admin, runtime, users
+from core import runtime
+from core.accounts import service as accounts
+from core.accounts import users
+from core.accounts.users import KeyRow, UserChanges, UserRow
+from core.admin.cluster_actions import Actor
 from core.config import get_settings
-from core.console_actions import Actor
 from core.db import get_database
-from core.limits import EffectiveLimits, UserLimits
-from core.users import KeyRow, UserChanges, UserRow
+from core.quotas import limits, quota_admin
+from core.quotas.limits import EffectiveLimits, UserLimits
 from pages.admin_roles import whole_number
 from pages.session import notify_failure, require_admin
 
-# (field, label, marker, smallest value): the overrides an admin may set, as core.limits.UserLimits has them
+# (field, label, marker, smallest value): the overrides an admin may set, as core.quotas.limits.UserLimits has them
 QUOTA_FIELDS = (('scheduler_weight', 'Scheduler weight', 'quota-weight', 1),
                 ('token_budget', 'Token budget', 'quota-tokens', 0),
                 ('rpm_limit', 'Requests per minute', 'quota-rpm', 0),

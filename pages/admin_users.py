@@ -2,8 +2,8 @@
 to create one, and, for the user an admin picks, the role, status, quota overrides and API keys
 (pages.admin_user_detail). Below, each role's defaults (pages.admin_roles).
 
-Everything goes through core.users / core.quota_admin, the services of the admin API, so a change made here
-reads the same in the admin log as one made with an admin key (only `via` differs).
+Everything goes through core.accounts.users / core.quotas.quota_admin, the services of the admin API, so a change
+made here reads the same in the admin log as one made with an admin key (only `via` differs).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from components.frame import admin_frame
-from core import users
-from core.accounts import list_roles
-from core.console_actions import Actor
+from core.accounts import users
+from core.accounts.service import list_roles
+from core.accounts.users import UserCreate, UserRow
+from core.admin.cluster_actions import Actor
 from core.db import get_database
-from core.users import UserCreate, UserRow
 from pages.admin_roles import RolesSection
 from pages.admin_user_detail import UserDetail
 from pages.session import notify_failure, require_admin

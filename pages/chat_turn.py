@@ -21,7 +21,7 @@ from typing import Any
 
 from components.chat_message import AnswerBubble, Citation, Outcome
 from components.model_picker import ChatModel
-from core import my_keys
+from core.accounts import my_keys
 from core.chat import conversations, files
 from core.db import get_database
 from core.models import ChatAttachment, ChatRole

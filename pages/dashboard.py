@@ -16,13 +16,14 @@ from nicegui import ui
 from starlette.responses import RedirectResponse
 
 from components.frame import frame
-from core import quota_requests, runtime, usage
+from core import runtime
 from core.config import get_settings
 from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError
 from core.models import QuotaRequest, QuotaRequestStatus
-from core.quota_requests import QuotaRequestCreate
-from core.quotas import Period
+from core.quotas import quota_requests, usage
+from core.quotas.guard import Period
+from core.quotas.quota_requests import QuotaRequestCreate
 from pages.dashboard_keys import KeysSection
 from pages.dashboard_usage import RecentRequests, UsageSection
 from pages.session import notify_failure, signed_in, still_signed_in

@@ -1,7 +1,7 @@
 """The dashboard's API keys: the user's own keys, a new one (shown once), and revoking one after a confirmation.
 
 Each handler re-reads who is signed in (event handlers arrive over the websocket, after the page was built)
-and acts only as that user, through core.my_keys, which refuses any key that is not the user's.
+and acts only as that user, through core.accounts.my_keys, which refuses any key that is not the user's.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from datetime import date, datetime
 
 from nicegui import ui
 
-from core import my_keys, runtime
+from core import runtime
+from core.accounts import my_keys
 from core.db import get_database
 from core.errors import InvalidRequest
 from core.models import ApiKeyStatus, utcnow

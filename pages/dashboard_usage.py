@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from nicegui import ui
 
 from components.usage_charts import UsageCharts
-from core import usage
 from core.db import get_database
 from core.models import utcnow
+from core.quotas import usage
 from pages.session import notify_failure
 
 PAGE_SIZE = 20

@@ -23,12 +23,12 @@ from starlette.requests import Request
 from components.frame import frame
 from components.stat_card import StatCard, Tone
 from core import __version__
-from core.cluster import ClusterStats
 from core.db import get_database
 from core.errors import DatabaseUnavailable, MindRouterError
 from core.migrations import head_revision
 from core.runtime import current
-from core.throughput_history import throughput_history
+from core.status.cluster import ClusterStats
+from core.status.throughput import throughput_history
 from pages.public_models import registry_view
 from pages.session import session_user
 

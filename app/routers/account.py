@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request
 
 from app.deps import Caller
 from app.responses import JSONResponse
-from core import accounts, limits, quota_requests
+from core.accounts import service as accounts
 from core.db import Database
-from core.quota_requests import QuotaRequestCreate
-from core.quotas import QuotaGuard, period_bounds
+from core.quotas import limits, quota_requests
+from core.quotas.guard import QuotaGuard, period_bounds
+from core.quotas.quota_requests import QuotaRequestCreate
 
 router = APIRouter(prefix='/api/account', tags=['Account'])
 

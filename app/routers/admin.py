@@ -15,8 +15,15 @@ from starlette.responses import Response, StreamingResponse
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core.api_keys import Principal
-from core.console_actions import Actor, backend_fields, backend_target, fleet_in_flight, log_action, ollama_backend
+from core.accounts.api_keys import Principal
+from core.admin.cluster_actions import (
+    Actor,
+    backend_fields,
+    backend_target,
+    fleet_in_flight,
+    log_action,
+    ollama_backend,
+)
 from core.db import Database
 from core.errors import MindRouterError
 from core.models import Backend, BackendBase, BackendModel, BackendUpdate

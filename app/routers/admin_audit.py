@@ -1,5 +1,5 @@
 """Admin API for the audit trails: the request log (search, one request, conversation export) and the admin
-log. The /admin/audit and /admin/log pages call the same services (core.audit_search, core.admin_log)."""
+log. The /admin/audit and /admin/log pages call the same services (core.audit.search, core.audit.admin_log)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from starlette.responses import StreamingResponse
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core import admin_log, audit_search
-from core.audit_search import AuditFilter
+from core.audit import admin_log
+from core.audit import search as audit_search
+from core.audit.search import AuditFilter
 from core.db import Database
 from core.telemetry.queries import parse_time
 

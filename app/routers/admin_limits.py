@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Request
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core import accounts, limits, quota_admin, quota_requests
-from core.api_keys import Principal
-from core.console_actions import Actor
+from core.accounts import service as accounts
+from core.accounts.api_keys import Principal
+from core.admin.cluster_actions import Actor
 from core.db import Database
-from core.limits import RoleLimits, UserLimits
 from core.models import QuotaRequestStatus
-from core.quota_requests import QuotaDecision
-from core.quotas import QuotaGuard
+from core.quotas import limits, quota_admin, quota_requests
+from core.quotas.guard import QuotaGuard
+from core.quotas.limits import RoleLimits, UserLimits
+from core.quotas.quota_requests import QuotaDecision
 
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
 Admin = Annotated[Principal, Depends(require_admin)]

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Depends, Request
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core import model_admin
-from core.api_keys import Principal
+from core.accounts.api_keys import Principal
+from core.admin import model_catalog as model_admin
+from core.admin.cluster_actions import Actor
+from core.admin.model_catalog import ModelChanges
 from core.config import Settings
-from core.console_actions import Actor
 from core.db import Database
 from core.errors import NotFound
-from core.model_admin import ModelChanges
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
 

@@ -1,5 +1,5 @@
 """Admin API for run-time settings (/api/admin/settings): the ones an admin may change without a restart, with
-where each value comes from, and the rest read-only with secrets hidden (core.site_settings)."""
+where each value comes from, and the rest read-only with secrets hidden (core.admin.site_settings)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core import site_settings
-from core.api_keys import Principal
+from core.accounts.api_keys import Principal
+from core.admin import site_settings
 from core.config import Settings
 from core.db import Database
 
@@ -20,7 +20,7 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 
 class SettingValue(BaseModel):
-    value: Any  # checked by core.site_settings, whose refusal names the setting
+    value: Any  # checked by core.admin.site_settings, whose refusal names the setting
 
 
 @router.get('')

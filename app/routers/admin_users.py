@@ -1,4 +1,4 @@
-"""Admin API for users and their API keys (/api/admin/users, /api/admin/keys), over core.users: the same
+"""Admin API for users and their API keys (/api/admin/users, /api/admin/keys), over core.accounts.users: the same
 services, rules and admin-log records as the console's Users page (recorded with via='api')."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from app.deps import require_admin
 from app.responses import JSONResponse
-from core import users
-from core.api_keys import ApiKeyAuthenticator, Principal
-from core.console_actions import Actor
+from core.accounts import users
+from core.accounts.api_keys import ApiKeyAuthenticator, Principal
+from core.accounts.users import UserChanges, UserCreate
+from core.admin.cluster_actions import Actor
 from core.db import Database
-from core.users import UserChanges, UserCreate
 
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
 Admin = Annotated[Principal, Depends(require_admin)]

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app.responses import JSONResponse
 from core.db import Database
 from core.errors import DatabaseUnavailable
-from core.metrics import GatewayMetrics
+from core.status.metrics import GatewayMetrics
 
 router = APIRouter(tags=['Health'])
 

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.deps import require_admin
-from core.api_keys import Principal
-from core.console_actions import Actor, log_action, node_fields, node_target
+from core.accounts.api_keys import Principal
+from core.admin.cluster_actions import Actor, log_action, node_fields, node_target
 from core.db import Database
 from core.models import Node, NodeBase
 from core.registry import nodes

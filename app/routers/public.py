@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 
 from app.responses import JSONResponse
-from core.cluster import ClusterStats
+from core.status.cluster import ClusterStats
 
 router = APIRouter(tags=['Public'])
 

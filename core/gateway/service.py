@@ -160,7 +160,7 @@ class Gateway:
         self._max_attempts = max_attempts
         self._fixed_context = (context_cap, override_num_ctx)
         # Given, the cap and the override are read from it per request: an admin changes them at run time
-        # (core.site_settings) by assigning to this very object.
+        # (core.admin.site_settings) by assigning to this very object.
         self._settings = settings
         self._cooldown = cooldown
         self._on_failure = on_failure

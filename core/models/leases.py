@@ -1,4 +1,4 @@
-"""Leases: which process runs the cluster-wide background jobs (see core.leadership)."""
+"""Leases: which process runs the cluster-wide background jobs (see core.jobs.leadership)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ class Node(NodeBase, table=True):
     driver_version: str | None = Field(default=None, max_length=64)
     cuda_version: str | None = Field(default=None, max_length=32)
     sidecar_version: str | None = Field(default=None, max_length=32)
-    # The latest good reading, as the sidecar sent it: processes that do not poll show it (core.jobs).
+    # The latest good reading, as the sidecar sent it: processes that do not poll show it (core.jobs.background).
     last_reading: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

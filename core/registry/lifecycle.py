@@ -2,7 +2,7 @@
 
 Drain stops new requests at once (only healthy backends are picked; every worker sees the new status at its
 next registry reload), lets the requests already on the backend finish, and then disables it on its own.
-`finish_drains()` — a cluster-wide job, run by one process (core.jobs) — does the last step: a draining
+`finish_drains()` — a cluster-wide job, run by one process (core.jobs.background) — does the last step: a draining
 backend becomes disabled once every worker has had a reload interval to see it draining and the admission
 ledger counts no request on it anywhere in the fleet.
 """

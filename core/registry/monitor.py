@@ -1,7 +1,7 @@
 """Keeps the in-memory registry current: `reload()` re-reads the database (every process, every few
 seconds: another one may have registered a backend or changed its health), `check_all()` re-checks every
 backend's model list, health and engine load (the process running the cluster-wide jobs, periodically),
-and `check_soon()` checks one backend at once after a live request failed on it. core.jobs schedules them.
+and `check_soon()` checks one backend at once after a live request failed on it. core.jobs.background schedules them.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What a search request asks for, and which configured provider answers it.
 
 The settings are read on every request (an admin may change the provider, its URL or key and the timeout at
-run time, core.site_settings), so a provider is built per request around the one shared HTTP client.
+run time, core.admin.site_settings), so a provider is built per request around the one shared HTTP client.
 """
 
 from __future__ import annotations

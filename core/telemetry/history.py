@@ -4,7 +4,7 @@ older than TELEMETRY_RETENTION_DAYS.
 
 It reads memory only (no sidecar request of its own: the poller already made one per node), and writes off
 every request path. A failed batch is logged and dropped — a gap in a chart is cheaper than a growing
-buffer — and the next run (core.jobs) tries again.
+buffer — and the next run (core.jobs.background) tries again.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class TelemetryRecorder:
         return deleted
 
     async def tick(self) -> None:
-        """One scheduled run (core.jobs): a sample, and the hourly prune when it is due. Failures are logged
+        """One scheduled run (core.jobs.background): a sample, and the hourly prune when it is due. Failures are logged
         and the next run tries again."""
         try:
             counts = await self.sample_now()

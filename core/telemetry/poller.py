@@ -2,7 +2,7 @@
 memory and in the node's row, and marks a node offline (taking its backends out of rotation) when its sidecar
 stops answering, answers with the wrong key, or answers garbage. A bad node never stops the others' polls.
 
-Only the process that runs the cluster-wide jobs polls (core.jobs); the others `load_readings()` from the
+Only the process that runs the cluster-wide jobs polls (core.jobs.background); the others `load_readings()` from the
 rows it wrote, so every worker shows the same GPU figures without a second poll of any sidecar."""
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from app.factory import create_api_app
-from core import accounts
+from core.accounts import service as accounts
 from core.config import reset_settings
 from core.db import Database
 

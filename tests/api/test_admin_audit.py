@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import select
 
-from core import admin_log, audit_search
+from core.audit import admin_log
+from core.audit import search as audit_search
 from core.db import Database
 from core.models import RequestLog, User, utcnow
 

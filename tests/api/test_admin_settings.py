@@ -12,11 +12,11 @@ from asgi_lifespan import LifespanManager
 from sqlmodel import col, select
 
 from app.factory import create_api_app
-from core import site_settings
+from core.admin import site_settings
+from core.admin.site_settings import mask_url
 from core.config import Settings, reset_settings
 from core.db import Database
 from core.models import AdminAction
-from core.site_settings import mask_url
 from sim.config import SimConfig
 from sim.server import SimServer
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from sim.server import SimServer
 

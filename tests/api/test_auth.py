@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import utcnow
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import QuotaOverride
 from sim.config import SimConfig

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlmodel import select
 
 from app.factory import create_api_app
-from core import accounts
+from core.accounts import service as accounts
 from core.config import reset_settings
 from core.db import Database
 from core.models import JobLease

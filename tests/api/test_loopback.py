@@ -10,7 +10,9 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
-from core import accounts, my_keys, runtime
+from core import runtime
+from core.accounts import my_keys
+from core.accounts import service as accounts
 from core.db import Database
 from sim.config import SimConfig
 from sim.server import SimServer

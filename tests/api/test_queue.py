@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from sim.config import SimConfig
 from sim.server import SimServer

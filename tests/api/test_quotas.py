@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import ApiKey, QuotaOverride, User
-from core.quotas import period_bounds
+from core.quotas.guard import period_bounds
 from sim.config import SimConfig
 from sim.server import SimServer
 

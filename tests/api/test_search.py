@@ -299,7 +299,7 @@ async def test_an_admin_changes_the_provider_and_the_key_at_run_time_and_the_key
 
 async def test_a_stored_key_is_decrypted_at_the_next_start(database: Database, app_env: dict[str, str],
                                                            monkeypatch: pytest.MonkeyPatch, alice_key: str) -> None:
-    from core import site_settings
+    from core.admin import site_settings
     from core.config import Settings
 
     for name, value in {**app_env, 'BRAVE_API_KEY': 'brv-old'}.items():

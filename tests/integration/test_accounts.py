@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import MetaData, select
 
-from core import accounts
+from core.accounts import service as accounts
+from core.accounts.security import api_key_digest
 from core.db import Database
 from core.errors import ApiKeyNotFound, DuplicateUser, InvalidRequest, UnknownRole, UserNotFound
 from core.models import ApiKeyStatus, User, utcnow
-from core.security import api_key_digest
 
 
 async def _count_users(database: Database) -> int:

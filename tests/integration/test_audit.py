@@ -7,7 +7,7 @@ import asyncio
 from sqlmodel import select
 
 from core import migrations
-from core.audit import AuditRecord, AuditWriter
+from core.audit.writer import AuditRecord, AuditWriter
 from core.db import Database
 from core.models import RequestLog
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from core import accounts
+from core.accounts import service as accounts
 from core.chat import AttachmentNotFound, ConversationNotFound, files
 from core.chat import conversations as chat
 from core.config import Settings, get_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from core.db import Database
-from core.leadership import Leadership
+from core.jobs.leadership import Leadership
 
 
 async def test_the_first_process_leads_and_the_others_wait_their_turn(database: Database) -> None:

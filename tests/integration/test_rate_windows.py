@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.api_keys import Principal
+from core.accounts.api_keys import Principal
 from core.db import Database
 from core.errors import LimitExceeded
-from core.quotas import QuotaGuard
-from core.rate_windows import LocalRateWindows, RedisRateWindows
+from core.quotas.guard import QuotaGuard
+from core.quotas.rate_windows import LocalRateWindows, RedisRateWindows
 from core.registry.view import RegistryView
 from core.scheduler.ledger import LocalLedger
 from core.scheduler.resp import RespClient

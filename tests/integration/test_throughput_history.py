@@ -10,7 +10,7 @@ import pytest
 from core.db import Database
 from core.errors import InvalidRequest
 from core.models import RequestLog
-from core.throughput_history import throughput_history
+from core.status.throughput import throughput_history
 
 NOW = datetime(2026, 3, 2, 12, 0, 7, tzinfo=UTC)  # 7 s into a 10 s bucket: that bucket is not finished
 

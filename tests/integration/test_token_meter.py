@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from core import accounts
-from core.api_keys import Principal
+from core.accounts import service as accounts
+from core.accounts.api_keys import Principal
 from core.db import Database
 from core.errors import LimitExceeded
 from core.models import RequestLog
-from core.quotas import QuotaGuard
+from core.quotas.guard import QuotaGuard
+from core.quotas.token_meter import RedisTokenMeter
 from core.registry.view import RegistryView
 from core.scheduler.ledger import LocalLedger
 from core.scheduler.resp import RespClient
-from core.token_meter import RedisTokenMeter
 
 
 async def user_with_history(database: Database, username: str, tokens: tuple[int, int]) -> int:

@@ -1,5 +1,6 @@
-"""A user's own usage and keys (core.usage, core.my_keys), on SQLite and MariaDB: every figure is the user's
-alone, days are bucketed the same on both databases, and another user's key can be neither seen nor revoked."""
+"""A user's own usage and keys (core.quotas.usage, core.accounts.my_keys), on SQLite and MariaDB: every figure is
+the user's alone, days are bucketed the same on both databases, and another user's key can be neither seen nor
+revoked."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from core import accounts, my_keys, usage
+from core.accounts import my_keys
+from core.accounts import service as accounts
 from core.db import Database
 from core.errors import ApiKeyNotFound, InvalidRequest
 from core.models import ApiKeyStatus, RequestLog
+from core.quotas import usage
 
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from app.factory import create_api_app
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 
 ADMIN = ('root', 'rootpass1')

@@ -18,7 +18,8 @@ from nicegui.testing import User
 from sqlalchemy import insert
 from sqlmodel import select
 
-from core import accounts, audit_search
+from core.accounts import service as accounts
+from core.audit import search as audit_search
 from core.config import reset_settings
 from core.db import Database
 from core.models import RequestLog, utcnow

@@ -8,7 +8,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 
-from core import admin_log
+from core.audit import admin_log
 from core.db import Database
 from tests.ui.conftest import ADMIN
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from nicegui.testing import User
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import RequestLog, utcnow
 from sim.config import SimConfig

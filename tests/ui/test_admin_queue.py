@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI
 from nicegui.testing import User
 
-from core import accounts, runtime
+from core import runtime
+from core.accounts import service as accounts
 from core.db import Database
 from core.scheduler.scheduler import Requester
 from sim.config import SimConfig

@@ -6,10 +6,11 @@ from __future__ import annotations
 from nicegui.testing import User
 from sqlmodel import col, select
 
-from core import accounts, limits
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import AdminAction
-from core.quota_requests import QuotaRequestCreate, file_request
+from core.quotas import limits
+from core.quotas.quota_requests import QuotaRequestCreate, file_request
 from tests.ui.conftest import ADMIN, STUDENT
 
 

@@ -8,7 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 from sqlmodel import col, select
 
-from core import accounts
+from core.accounts import service as accounts
 from core.db import Database
 from core.models import AdminAction, QuotaOverride, Role
 from core.models import User as Account

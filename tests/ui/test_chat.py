@@ -17,7 +17,7 @@ from nicegui.testing import User
 from sqlmodel import col, select
 
 from components.chat_message import split_blocks
-from core import accounts
+from core.accounts import service as accounts
 from core.chat import conversations
 from core.config import reset_settings
 from core.db import Database

@@ -12,12 +12,13 @@ from fastapi import FastAPI
 from nicegui import ui
 from nicegui.testing import User
 
-from core import accounts, quota_requests
+from core.accounts import service as accounts
+from core.accounts.security import display_prefix
 from core.config import reset_settings
 from core.db import Database
 from core.models import RequestLog, utcnow
-from core.quota_requests import QuotaDecision
-from core.security import display_prefix
+from core.quotas import quota_requests
+from core.quotas.quota_requests import QuotaDecision
 from tests.ui.conftest import ADMIN, STUDENT, log_in
 
 SLOW = 30  # retries of 0.1 s: the page fills itself after it is sent

@@ -41,7 +41,7 @@ async def test_an_admin_sees_the_admin_menu_and_logging_out_ends_the_session(peo
 
 
 async def test_a_deactivated_account_cannot_sign_in(people: Database, user: User) -> None:
-    from core.accounts import get_user
+    from core.accounts.service import get_user
     async with people.session() as session:
         account = await get_user(session, username=STUDENT[0])
         account.is_active = False

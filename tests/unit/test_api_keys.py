@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from core.api_keys import ApiKeyAuthenticator, Principal
+from core.accounts.api_keys import ApiKeyAuthenticator, Principal
+from core.accounts.security import api_key_digest
 from core.errors import AuthenticationFailed, DatabaseUnavailable, PermissionDenied
-from core.security import api_key_digest
 
 
 def _principal(**changes: object) -> Principal:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core import site_settings
+from core.admin import site_settings
 from core.config import Settings
 from core.errors import InvalidRequest, UpstreamError
 from core.search import (

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 
-from core.security import (
+from core.accounts.security import (
     API_KEY_PREFIX,
     api_key_digest,
     digests_match,

@@ -28,7 +28,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import admin_log
+from core.audit import admin_log
 from core.config import Settings, get_settings
 from core.db import Database, get_database
 from core.errors import InvalidRequest, NotFound

@@ -3,7 +3,7 @@
 Every process keeps its own view fresh: it re-reads the registry, and — when it is not the one polling —
 the latest GPU readings that the poller stored. The cluster-wide jobs (sidecar polls, backend health
 checks with model catalog and engine load, telemetry samples, drain completion) run in exactly one
-process: the holder of the `cluster-jobs` lease (core.leadership). With one process that is simply it;
+process: the holder of the `cluster-jobs` lease (core.jobs.leadership). With one process that is simply it;
 with several workers or replicas, one of them, and another takes over within a lease period when it dies.
 
 Each job runs at most once at a time (`max_instances=1`, late runs coalesced), and a failing job logs and
@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.errors import DatabaseUnavailable
-from core.leadership import Leadership
-from core.quotas import QuotaGuard
+from core.jobs.leadership import Leadership
+from core.quotas.guard import QuotaGuard
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView

@@ -1,9 +1,9 @@
 """User administration: find users (server-side paging and search), create them, change their role and
 profile, activate or deactivate them, and see or revoke their API keys.
 
-Every change is recorded in the admin log (core.admin_log) with what it was before and after, whether it
+Every change is recorded in the admin log (core.audit.admin_log) with what it was before and after, whether it
 came from the console or the admin API; `Actor` says who made it and through which. Account rules
-(username and email formats, uniqueness, known roles) are core.accounts', the single place they live.
+(username and email formats, uniqueness, known roles) are core.accounts.service', the single place they live.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import accounts, admin_log
-from core.accounts import (  # the account rules, so that forms can say what is wrong inline
+from core.accounts import service as accounts
+from core.accounts.service import (  # the account rules, so that forms can say what is wrong inline
     EMAIL_PATTERN,
     USERNAME_PATTERN,
 )
-from core.console_actions import Actor  # who acts, through which door: one notion for every admin change
+from core.admin.cluster_actions import Actor  # who acts, through which door: one notion for every admin change
+from core.audit import admin_log
 from core.errors import DuplicateUser, InvalidRequest
 from core.models import ApiKey, ApiKeyStatus, Role, User, utcnow
 
@@ -135,7 +136,7 @@ async def get_user_row(session: AsyncSession, *, username: str) -> UserRow:
 
 
 async def create_user(session: AsyncSession, *, actor: Actor, data: UserCreate) -> UserRow:
-    """Create an account (core.accounts' rules) and record it."""
+    """Create an account (core.accounts.service' rules) and record it."""
     problem = password_problem(data.password or '')
     if problem:
         raise InvalidRequest(f'password: {problem}', param='password')
@@ -195,7 +196,7 @@ async def list_keys(session: AsyncSession, *, username: str) -> list[KeyRow]:
 
 
 async def revoke_key(session: AsyncSession, *, actor: Actor, key_ref: str) -> tuple[KeyRow, str]:
-    """Revoke a key by id or prefix (core.accounts) and record it; returns the key and its digest, so the
+    """Revoke a key by id or prefix (core.accounts.service) and record it; returns the key and its digest, so the
     caller can drop it from the key cache at once. Revoking a revoked key changes (and records) nothing."""
     by_id = col(ApiKey.id) == (int(key_ref) if key_ref.isdigit() else -1)
     was = {key.id: str(key.status) for key in await session.exec(select(ApiKey).where(

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from core.alerts import cluster_alerts
 from core.db import Database
 from core.models import BackendStatus, NodeStatus, RequestLog, utcnow
 from core.registry import nodes as node_store
 from core.registry.view import RegistryView
+from core.status.alerts import cluster_alerts
 
 T = TypeVar('T')
 

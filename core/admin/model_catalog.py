@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import admin_log
-from core.console_actions import Actor
+from core.admin.cluster_actions import Actor
+from core.audit import admin_log
 from core.models import BackendModel, ModelSetting
 from core.registry import store
 from core.registry.view import BackendState

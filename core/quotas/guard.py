@@ -2,9 +2,9 @@
 
 - running requests at once (`max_concurrent`), counted by the admission ledger (fleet-wide with Redis);
 - requests per minute, per user and per API key (a sliding 60-second window; in Redis with REDIS_URL, so
-  the limit holds across workers; see core.rate_windows);
+  the limit holds across workers; see core.quotas.rate_windows);
 - tokens per quota period (`QUOTA_PERIOD`: day, week or month, UTC): counted in Redis with REDIS_URL
-  (core.token_meter, seeded from the audit trail), else from the audit trail in each process.
+  (core.quotas.token_meter, seeded from the audit trail), else from the audit trail in each process.
 
 Each limit is the user's override when an admin set one, else its role's; 0 means unlimited. A request
 past a limit gets 429 with Retry-After: when the oldest request leaves the minute's window, when the
@@ -27,14 +27,14 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlmodel import col
 
-from core.api_keys import Principal
+from core.accounts.api_keys import Principal
 from core.db import Database
 from core.errors import LimitExceeded
 from core.models import RequestLog
-from core.rate_windows import LocalRateWindows, RateWindows, Subject
+from core.quotas.rate_windows import LocalRateWindows, RateWindows, Subject
+from core.quotas.token_meter import RedisTokenMeter
 from core.scheduler.ledger import AdmissionLedger
 from core.scheduler.resp import RespError
-from core.token_meter import RedisTokenMeter
 
 Period = Literal['day', 'week', 'month']
 log = logging.getLogger('mindrouter.quotas')

@@ -8,8 +8,8 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import InvalidRequest, NotFound
-from core.limits import raise_user_limits
 from core.models import QuotaRequest, QuotaRequestStatus, User, utcnow
+from core.quotas.limits import raise_user_limits
 
 
 class QuotaRequestNotFound(NotFound):

@@ -17,9 +17,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.errors import UserNotFound
-from core.limits import limits_of
 from core.models import RequestLog, User, utcnow
-from core.quotas import Period, period_bounds
+from core.quotas.guard import Period, period_bounds
+from core.quotas.limits import limits_of
 
 RANGES = (7, 30, 90)  # the day ranges the dashboard offers
 MAX_PAGE = 100  # rows per page of recent requests, at most
@@ -75,7 +75,7 @@ _ROW_FIELDS = tuple(RequestRow.__dataclass_fields__)  # the columns a page of re
 
 async def totals(session: AsyncSession, *, user_id: int, since: datetime, until: datetime | None = None) -> Totals:
     """Requests and tokens of the user in [since, until); with since = the quota period's start this is the
-    figure the token budget is checked against (core.quotas reads the same sum)."""
+    figure the token budget is checked against (core.quotas.guard reads the same sum)."""
     query = select(func.count(), func.coalesce(func.sum(col(RequestLog.prompt_tokens)), 0),
                    func.coalesce(func.sum(col(RequestLog.completion_tokens)), 0)) \
         .where(col(RequestLog.user_id) == user_id, col(RequestLog.created_at) >= since)

@@ -1,6 +1,6 @@
 """A user's own API keys: list, create and revoke, never anyone else's.
 
-core.accounts serves the admin and the CLI, where a key is named by id or prefix alone; here every call is
+core.accounts.service serves the admin and the CLI, where a key is named by id or prefix alone; here every call is
 scoped to the signed-in user's id, and a key of another user answers exactly as a key that does not exist
 (no hint that the id is taken).
 """
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import accounts
+from core.accounts import service as accounts
 from core.errors import ApiKeyNotFound, InvalidRequest, UserNotFound
 from core.models import ApiKey, ApiKeyStatus, User, utcnow
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from core.accounts.security import api_key_digest
 from core.errors import AuthenticationFailed, DatabaseUnavailable, PermissionDenied
 from core.models import ApiKeyStatus
-from core.security import api_key_digest
 
 log = logging.getLogger('mindrouter.auth')
 

@@ -1,6 +1,6 @@
 """An admin's changes to limits, recorded: role defaults, a user's overrides, and decisions on quota requests.
 
-The rules themselves are core.limits' and core.quota_requests'; this module adds what the console and the
+The rules themselves are core.quotas.limits' and core.quotas.quota_requests'; this module adds what the console and the
 admin API share on top of them: the admin-log record with before/after, and the review list of requests.
 """
 
@@ -15,11 +15,13 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core import accounts, admin_log, limits, quota_requests
-from core.console_actions import Actor
-from core.limits import LIMIT_FIELDS, EffectiveLimits, RoleLimits, UserLimits
+from core.accounts import service as accounts
+from core.admin.cluster_actions import Actor
+from core.audit import admin_log
 from core.models import QuotaRequest, QuotaRequestStatus, Role, User
-from core.quota_requests import QuotaDecision
+from core.quotas import limits, quota_requests
+from core.quotas.limits import LIMIT_FIELDS, EffectiveLimits, RoleLimits, UserLimits
+from core.quotas.quota_requests import QuotaDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,7 @@ class ReviewPage:
 
 
 async def update_role(session: AsyncSession, *, actor: Actor, name: str, changes: RoleLimits) -> Role:
-    """core.limits.update_role, recorded as role.update."""
+    """core.quotas.limits.update_role, recorded as role.update."""
     existing = (await session.exec(select(Role).where(Role.name == name))).first()
     before = _limits_of_role(existing) if existing is not None else {}
     role = await limits.update_role(session, name=name, changes=changes)  # refuses an unknown role
@@ -64,7 +66,7 @@ async def update_role(session: AsyncSession, *, actor: Actor, name: str, changes
 
 async def set_user_quota(session: AsyncSession, *, actor: Actor, username: str, changes: UserLimits
                          ) -> EffectiveLimits:
-    """core.limits.set_user_limits (replace the user's overrides), recorded as user.quota."""
+    """core.quotas.limits.set_user_limits (replace the user's overrides), recorded as user.quota."""
     user = await accounts.get_user(session, username=username)
     before = _overrides(await limits.limits_of(session, user=user))
     effective = await limits.set_user_limits(session, user=user, limits=changes)
@@ -77,7 +79,7 @@ async def set_user_quota(session: AsyncSession, *, actor: Actor, username: str, 
 
 async def decide_request(session: AsyncSession, *, actor: Actor, request_id: int, approve: bool,
                          decision: QuotaDecision) -> QuotaRequest:
-    """core.quota_requests.decide, recorded as quota_request.approve or quota_request.deny with the user's
+    """core.quotas.quota_requests.decide, recorded as quota_request.approve or quota_request.deny with the user's
     overrides before and after."""
     request = await session.get(QuotaRequest, request_id)
     user = await session.get(User, request.user_id) if request is not None else None

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core import admin_log
+from core.audit import admin_log
 from core.db import Database
 from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendUpdate, Engine, Node, NodeBase

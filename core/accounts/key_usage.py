@@ -7,8 +7,8 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
-from core.accounts import record_key_usage
-from core.api_keys import ApiKeyAuthenticator
+from core.accounts.api_keys import ApiKeyAuthenticator
+from core.accounts.service import record_key_usage
 from core.db import Database
 from core.errors import DatabaseUnavailable
 

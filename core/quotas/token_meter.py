@@ -1,5 +1,5 @@
 """Tokens used per user in the current quota period, counted in Redis by every worker and replica, so that a
-token budget holds for the whole fleet at once (without Redis, core.quotas keeps the count per process and
+token budget holds for the whole fleet at once (without Redis, core.quotas.guard keeps the count per process and
 re-reads the audit trail every minute).
 
 One hash per period (`{<prefix>:usage}:<YYYYMMDD of the period's start>`, user id -> tokens), which expires a

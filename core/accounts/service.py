@@ -13,11 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from core.api_keys import Principal, PrincipalLoader
+from core.accounts.api_keys import Principal, PrincipalLoader
+from core.accounts.security import digests_match, generate_api_key, hash_password_async, verify_password_async
 from core.db import Database
 from core.errors import ApiKeyNotFound, DuplicateUser, InvalidRequest, UnknownRole, UserNotFound
 from core.models import ApiKey, ApiKeyStatus, QuotaOverride, Role, RoleName, User, utcnow
-from core.security import digests_match, generate_api_key, hash_password_async, verify_password_async
 
 USERNAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._@-]{0,63}')
 EMAIL_PATTERN = re.compile(r'[^@\s]+@[^@\s]+\.[^@\s]+')

@@ -1,0 +1,1 @@
+"""An admin's changes to backends, nodes, models and run-time settings, each recorded."""

@@ -1,0 +1,1 @@
+"""The audit trails: every inference request, and every admin change."""

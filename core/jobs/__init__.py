@@ -1,0 +1,1 @@
+"""Background jobs, and which process runs the cluster-wide ones."""
