@@ -10,7 +10,7 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from components.health_banner import health_banner
-from pages.session import save_theme, session_user
+from components.session import save_theme, session_user
 
 ADMIN_NAV = (
     ('Overview', '/admin', 'dashboard'),

@@ -13,15 +13,15 @@ from pages import (
     admin_users,
     chat,
     dashboard,
+    gate,
     home,
     login,
     public_models,
-    session,
 )
 
 
 def register_all() -> None:
-    session.install()
+    gate.install()
     for page in (home, public_models, login, dashboard, chat, admin_overview, admin_nodes, admin_backends, admin_models,
                  admin_users, admin_quota_requests, admin_queue, admin_audit, admin_log, admin_settings):
         page.register()

@@ -18,13 +18,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from components.frame import admin_frame
+from components.notify import notify_failure
+from components.session import signed_in
 from core import runtime
 from core.audit import search as audit_search
 from core.audit.search import AuditFilter, AuditPage
 from core.config import Settings, get_settings
 from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError
-from pages.session import notify_failure, signed_in
 
 PAGE_SIZE = 50
 DISPLAY_LIMIT = 20_000  # characters of one message shown in the drawer; the export has the rest

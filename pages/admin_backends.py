@@ -16,6 +16,8 @@ from pydantic import ValidationError
 
 from components.confirm import confirm
 from components.frame import admin_frame
+from components.notify import notify_failure
+from components.session import SignedIn, require_admin
 from components.validators import http_url, required
 from core.admin import cluster_actions as actions
 from core.db import get_database
@@ -23,7 +25,6 @@ from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.registry import nodes, store
 from core.runtime import current
-from pages.session import SignedIn, notify_failure, require_admin
 
 REFRESH_SECONDS = 1.0  # in-flight counts and drains move fast; one small query a second per open page
 STATUS_COLORS: dict[str, str] = {BackendStatus.healthy: 'positive', BackendStatus.unhealthy: 'negative',

@@ -12,11 +12,11 @@ import orjson
 from nicegui import events, ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
 from core.audit import admin_log
 from core.audit import search as audit_search
 from core.db import get_database
 from core.models import AdminAction
-from pages.session import notify_failure
 
 PAGE_SIZE = 50
 VALUE_LIMIT = 2_000  # characters of one value shown in the diff

@@ -17,6 +17,8 @@ from typing import Any
 from nicegui import ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
+from components.session import require_admin
 from core import runtime
 from core.admin import model_catalog as model_admin
 from core.admin.cluster_actions import Actor
@@ -24,7 +26,6 @@ from core.admin.model_catalog import CatalogRow, ModelChanges
 from core.config import get_settings
 from core.db import get_database
 from core.registry.store import CAPABILITIES
-from pages.session import notify_failure, require_admin
 
 REFRESH_SECONDS = 5.0
 MIN_CONTEXT = 512  # core.registry.store refuses less

@@ -21,6 +21,8 @@ from sqlmodel import col, select
 from components.confirm import confirm
 from components.frame import admin_frame
 from components.gpu_chart import GpuChart
+from components.notify import notify_failure
+from components.session import SignedIn, require_admin
 from components.validators import http_url, required
 from core.admin import cluster_actions as actions
 from core.config import get_settings
@@ -30,7 +32,6 @@ from core.models import Backend, Node, NodeBase, NodeStatus, utcnow
 from core.registry import nodes
 from core.telemetry import queries
 from core.telemetry.sidecar import NodeSnapshot
-from pages.session import SignedIn, notify_failure, require_admin
 
 LIVE_SECONDS = 2.0  # how often the page looks for new readings (the poller decides how often there are some)
 SEED_SPAN = timedelta(minutes=15)  # stored history shown in the live charts when the page opens

@@ -16,11 +16,11 @@ from nicegui import app as nicegui_app
 from nicegui import ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
 from core import runtime
 from core.db import get_database
 from core.models import BackendStatus
 from core.status import overview
-from pages.session import notify_failure
 
 REFRESH_SECONDS = 5.0
 TOP_EVERY_TICKS = 6  # the top lists every 30 s: a grouped query over up to 30 days of requests

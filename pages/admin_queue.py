@@ -12,9 +12,9 @@ from typing import Any
 from nicegui import ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
 from core import runtime
 from core.status import overview
-from pages.session import notify_failure
 
 REFRESH_SECONDS = 2.0
 SHOWN_REQUESTS = 100  # the head of the queue; the total is said above the table

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
+from components.session import require_admin
 from core.admin.cluster_actions import Actor
 from core.config import get_settings
 from core.db import get_database
@@ -22,7 +24,6 @@ from core.quotas import quota_admin
 from core.quotas.quota_admin import ReviewRow
 from core.quotas.quota_requests import QuotaDecision
 from pages.admin_roles import whole_number
-from pages.session import notify_failure, require_admin
 
 PAGE_SIZE = 20
 WATCH_SECONDS = 10.0

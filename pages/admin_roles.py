@@ -11,12 +11,13 @@ from typing import Any
 
 from nicegui import ui
 
+from components.notify import notify_failure
+from components.session import require_admin
 from core.admin.cluster_actions import Actor
 from core.db import get_database
 from core.models import Role
 from core.quotas import limits, quota_admin
 from core.quotas.limits import RoleLimits
-from pages.session import notify_failure, require_admin
 
 # (field, label, marker prefix, smallest value); 0 means unlimited except for the weight
 ROLE_FIELDS = (('scheduler_weight', 'Weight', 'role-weight', 1),

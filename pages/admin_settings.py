@@ -11,13 +11,14 @@ from __future__ import annotations
 from nicegui import ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
+from components.session import require_admin
 from core import runtime
 from core.admin import site_settings
 from core.admin.site_settings import SettingState
 from core.config import Settings, get_settings
 from core.db import get_database
 from core.errors import InvalidRequest
-from pages.session import notify_failure, require_admin
 
 
 def register() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 from nicegui import ui
 
 from components.confirm import confirm
+from components.notify import notify_failure
+from components.session import require_admin
 from core import runtime
 from core.accounts import service as accounts
 from core.accounts import users
@@ -23,7 +25,6 @@ from core.db import get_database
 from core.quotas import limits, quota_admin
 from core.quotas.limits import EffectiveLimits, UserLimits
 from pages.admin_roles import whole_number
-from pages.session import notify_failure, require_admin
 
 # (field, label, marker, smallest value): the overrides an admin may set, as core.quotas.limits.UserLimits has them
 QUOTA_FIELDS = (('scheduler_weight', 'Scheduler weight', 'quota-weight', 1),

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from components.frame import admin_frame
+from components.notify import notify_failure
+from components.session import require_admin
 from core.accounts import users
 from core.accounts.service import list_roles
 from core.accounts.users import UserCreate, UserRow
@@ -20,7 +22,6 @@ from core.admin.cluster_actions import Actor
 from core.db import get_database
 from pages.admin_roles import RolesSection
 from pages.admin_user_detail import UserDetail
-from pages.session import notify_failure, require_admin
 
 _Created = Callable[[UserRow], Awaitable[None]]
 STATUS_FILTERS = {'all': 'All', 'active': 'Active', 'inactive': 'Deactivated'}

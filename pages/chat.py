@@ -21,6 +21,8 @@ from starlette.responses import RedirectResponse
 from components.chat_message import AnswerBubble, Outcome, citations_of, user_bubble
 from components.frame import frame
 from components.model_picker import ChatModel, ModelPicker, chat_models
+from components.notify import notify_failure
+from components.session import signed_in, still_signed_in
 from core import runtime
 from core.chat import ConversationNotFound, conversations, files
 from core.db import get_database
@@ -30,7 +32,6 @@ from pages.chat_composer import Composer
 from pages.chat_settings import SettingsDialog
 from pages.chat_sidebar import ConversationList
 from pages.chat_turn import answer, start_turn
-from pages.session import notify_failure, signed_in, still_signed_in
 
 CSS = '''
 .chat-code pre { margin: 0; padding: 0.75rem; border-radius: 0.5rem; overflow-x: auto; }

@@ -13,13 +13,14 @@ from collections.abc import Awaitable, Callable
 
 from nicegui import events, ui
 
+from components.notify import notify_failure
+from components.session import still_signed_in
 from core import runtime
 from core.chat import files
 from core.config import Settings, get_settings
 from core.db import get_database
 from core.errors import MindRouterError
 from core.models import AttachmentKind, ChatAttachment
-from pages.session import notify_failure, still_signed_in
 
 MESSAGE_MAX = 100_000  # characters typed in one message
 

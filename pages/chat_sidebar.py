@@ -13,11 +13,12 @@ from datetime import datetime
 from nicegui import ui
 
 from components.confirm import confirm
+from components.notify import notify_failure
+from components.session import still_signed_in
 from core.chat import conversations
 from core.db import get_database
 from core.errors import InvalidRequest
 from core.models import Conversation, utcnow
-from pages.session import notify_failure, still_signed_in
 
 PAGE_SIZE = 20
 _SELECTED = 'bg-blue-100 dark:bg-slate-700'

@@ -16,6 +16,8 @@ from nicegui import ui
 from starlette.responses import RedirectResponse
 
 from components.frame import frame
+from components.notify import notify_failure
+from components.session import signed_in, still_signed_in
 from core import runtime
 from core.config import get_settings
 from core.db import get_database
@@ -26,7 +28,6 @@ from core.quotas.guard import Period
 from core.quotas.quota_requests import QuotaRequestCreate
 from pages.dashboard_keys import KeysSection
 from pages.dashboard_usage import RecentRequests, UsageSection
-from pages.session import notify_failure, signed_in, still_signed_in
 
 REFRESH_SECONDS = 10.0
 PERIOD_WORDS = {'day': 'today', 'week': 'this week', 'month': 'this month'}

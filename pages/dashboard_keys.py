@@ -10,12 +10,13 @@ from datetime import date, datetime
 
 from nicegui import ui
 
+from components.notify import notify_failure
+from components.session import still_signed_in
 from core import runtime
 from core.accounts import my_keys
 from core.db import get_database
 from core.errors import InvalidRequest
 from core.models import ApiKeyStatus, utcnow
-from pages.session import notify_failure, still_signed_in
 
 STATUS_COLORS = {ApiKeyStatus.active: 'positive', ApiKeyStatus.revoked: 'negative', ApiKeyStatus.expired: 'grey'}
 HEADERS = ('Name', 'Key', 'Created', 'Last used', 'Expires', 'Status', '')

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 from nicegui import ui
 
+from components.notify import notify_failure
 from components.usage_charts import UsageCharts
 from core.db import get_database
 from core.models import utcnow
 from core.quotas import usage
-from pages.session import notify_failure
 
 PAGE_SIZE = 20
 DEFAULT_RANGE = 30

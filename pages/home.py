@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 
 from components.frame import frame
+from components.session import session_user
 from components.stat_card import StatCard, Tone
 from core import __version__
 from core.db import get_database
@@ -30,7 +31,6 @@ from core.runtime import current
 from core.status.cluster import ClusterStats
 from core.status.throughput import throughput_history
 from pages.public_models import registry_view
-from pages.session import session_user
 
 log = logging.getLogger(__name__)
 

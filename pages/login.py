@@ -6,10 +6,10 @@ from nicegui import ui
 from starlette.responses import RedirectResponse
 
 from components.frame import frame
+from components.session import session_user, sign_in, sign_out
 from core.accounts.service import authenticate_password
 from core.db import get_database
 from core.models import Role, utcnow
-from pages.session import session_user, sign_in, sign_out
 
 
 def register() -> None:

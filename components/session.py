@@ -1,31 +1,22 @@
-"""Who is signed in to the console, and the gate in front of every page.
+"""Who is signed in to the console: the session the pages and the page shell share.
 
 The session lives in NiceGUI's `app.storage.user` (server-side, keyed by a signed cookie): the user's id,
 name and whether they are an admin. Each page re-reads the account from the database once per build
-(`signed_in()`), so a deactivated account or a changed role takes effect at the next page, and destructive
-handlers check again (`require_admin()`), because event handlers arrive over the websocket, not as requests.
+(`signed_in()`), so a deactivated account or a changed role takes effect at the next page, and handlers
+check again (`require_admin()`), because event handlers arrive over the websocket, not as requests.
+The gate in front of the pages is pages/gate.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from nicegui import app as nicegui_app
 from nicegui import ui
 from sqlmodel import select
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from core.db import get_database
-from core.errors import MindRouterError
 from core.models import Role, User, utcnow
-
-# Pages anyone may open; everything else needs a session, and /admin an admin's.
-PUBLIC_PATHS = frozenset({'/', '/models', '/login', '/logout'})
-PUBLIC_PREFIXES = ('/_nicegui', '/favicon', '/static')
-FORBIDDEN = '<h1>403 Forbidden</h1><p>This page is for administrators. <a href="/dashboard">Your dashboard</a></p>'
 
 
 @dataclass(slots=True, frozen=True)
@@ -34,30 +25,6 @@ class SignedIn:
     username: str
     role: str
     is_admin: bool
-
-
-def install() -> None:
-    """Put the gate in front of NiceGUI's pages. Called from main.py on every app build (never at import:
-    NiceGUI's test plugin clears middleware between tests)."""
-    nicegui_app.add_middleware(_Gate)
-
-
-class _Gate(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        path = request.url.path
-        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-            return await call_next(request)
-        if not nicegui_app.storage.user.get('user_id'):
-            return RedirectResponse(f'/login?redirect_to={quote(path)}')
-        if path == '/admin' or path.startswith('/admin/'):
-            # the account as it is now (one indexed read): an admin demoted or deactivated since signing in
-            # is refused at once, not when the session ends
-            user = await signed_in()
-            if user is None:
-                return RedirectResponse(f'/login?redirect_to={quote(path)}')
-            if not user.is_admin:
-                return HTMLResponse(FORBIDDEN, status_code=403)
-        return await call_next(request)
 
 
 def sign_in(user: User, role: Role) -> None:
@@ -123,9 +90,3 @@ async def save_theme(dark: bool | None) -> None:
             row.dark_mode = dark
             row.updated_at = utcnow()
             await session.commit()
-
-
-def notify_failure(exc: Exception) -> None:
-    """A failed action as the user should see it: the reason, never a stack trace."""
-    message = exc.message if isinstance(exc, MindRouterError) else str(exc) or exc.__class__.__name__
-    ui.notify(message, type='negative', multi_line=True)
