@@ -18,7 +18,7 @@ import os
 import secrets
 import socket
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -56,7 +56,9 @@ class Leadership:
         expired anyway, and no longer: by then another process may have taken it."""
         asked = time.monotonic()
         now = utcnow()
-        until = now + timedelta(seconds=self._ttl)
+        # Rounded up to a whole second: MariaDB's DATETIME keeps none, and a stored expiry cut short would
+        # let another process take the lease while this one still believes (for up to a second) it holds it.
+        until = _next_whole_second(now + timedelta(seconds=self._ttl))
         table = JobLease.__table__  # type: ignore[attr-defined]
         try:
             async with self._database.connect() as conn:
@@ -96,3 +98,7 @@ class Leadership:
                 await conn.commit()
         except Exception as exc:
             log.warning('leadership: could not give up the %s lease: %s', self.name, exc)
+
+
+def _next_whole_second(moment: datetime) -> datetime:
+    return moment if moment.microsecond == 0 else moment.replace(microsecond=0) + timedelta(seconds=1)
