@@ -1,5 +1,8 @@
 """Admin API for the audit trails: the request log (search, one request, conversation export) and the admin
-log. The /admin/audit and /admin/log pages call the same services (core.audit.search, core.audit.admin_log)."""
+log. The /admin/audit and /admin/log pages call the same services (core.audit.search, core.audit.admin_log).
+
+Two more paths answer under the names the product's brief documents, so that scripts written against them keep
+working: GET /api/admin/audit/search (= /audit) and GET /api/admin/conversations/export (= /audit/export)."""
 
 from __future__ import annotations
 
@@ -40,6 +43,18 @@ Filter = Annotated[AuditFilter, Depends(audit_filter)]
 async def search_requests(request: Request, flt: Filter, offset: Offset = 0, limit: Limit = 50) -> JSONResponse:
     """One page of the request log, newest first, without prompts and responses. `total` counts matches up
     to 10,000; `total_exact` is false when more match."""
+    return await _search_page(request, flt, offset, limit)
+
+
+# Declared before /audit/{request_id}, which would otherwise take 'search' for a request id.
+@router.get('/audit/search')
+async def search_requests_upstream(request: Request, flt: Filter, offset: Offset = 0,
+                                   limit: Limit = 50) -> JSONResponse:
+    """The product brief's name for GET /api/admin/audit: the same filters, the same answer."""
+    return await _search_page(request, flt, offset, limit)
+
+
+async def _search_page(request: Request, flt: AuditFilter, offset: int, limit: int) -> JSONResponse:
     database: Database = request.app.state.database
     async with database.session() as session:
         page = await audit_search.search(session, flt, offset=offset, limit=limit)
@@ -52,6 +67,16 @@ async def export_requests(request: Request, flt: Filter) -> StreamingResponse:
     """The matching requests' conversations as a JSON array, oldest first (request id, time, user, model,
     endpoint, status, prompt messages, response, tokens), streamed in chunks. Refused with 400 when more
     than 50,000 match: narrow the filters."""
+    return await _export(request, flt)
+
+
+@router.get('/conversations/export', response_model=None)
+async def export_conversations_upstream(request: Request, flt: Filter) -> StreamingResponse:
+    """The product brief's name for GET /api/admin/audit/export: the same filters, the same streamed JSON."""
+    return await _export(request, flt)
+
+
+async def _export(request: Request, flt: AuditFilter) -> StreamingResponse:
     database: Database = request.app.state.database
     async with database.session() as session:
         await audit_search.check_export(session, flt)  # before the first byte: a started stream cannot fail cleanly

@@ -149,3 +149,53 @@ async def test_a_students_key_is_refused_everywhere(client: httpx.AsyncClient, a
     del client.headers['X-API-Key']
     assert (await client.get('/api/admin/audit')).status_code == 401
 
+
+
+async def test_the_upstream_search_path_answers_like_the_audit_search(admin: httpx.AsyncClient,
+                                                                      trail: Database) -> None:
+    """Scripts written against the product's documented GET /api/admin/audit/search keep working."""
+    for params in ({}, {'user': 'alice'}, {'model': 'qwen3:8b', 'status': 'failed'}, {'offset': 1, 'limit': 2},
+                   {'endpoint': '/api/chat'}, {'since': (utcnow() - timedelta(hours=1)).isoformat()}):
+        upstream = await admin.get('/api/admin/audit/search', params=params)
+        assert upstream.status_code == 200, (params, upstream.text)
+        assert upstream.json() == (await admin.get('/api/admin/audit', params=params)).json(), params
+    body = (await admin.get('/api/admin/audit/search', params={'user': 'alice'})).json()
+    assert set(body) == {'rows', 'total', 'total_exact', 'offset', 'limit'}
+    assert ids_of(body) == ['a-1', 'a-2', 'a-old'] and body['total'] == 3
+    refused = await admin.get('/api/admin/audit/search', params={'status': 'odd'})
+    assert refused.status_code == 400 and refused.json()['error']['param'] == 'status'
+
+
+async def test_the_upstream_conversation_export_streams_the_filtered_conversations(admin: httpx.AsyncClient,
+                                                                                  trail: Database) -> None:
+    response = await admin.get('/api/admin/conversations/export', params={'user': 'alice'})
+    assert response.status_code == 200
+    assert response.headers['content-type'] == 'application/json'
+    exported = orjson.loads(response.content)
+    assert [entry['request_id'] for entry in exported] == ['a-old', 'a-2', 'a-1']
+    assert exported[2]['prompt'] == [{'role': 'user', 'content': 'What is a GPU?'}]
+    assert exported[2]['response'] == 'A graphics processor.'
+    assert response.content == (await admin.get('/api/admin/audit/export', params={'user': 'alice'})).content
+    by_model = orjson.loads((await admin.get('/api/admin/conversations/export', params={'model': 'qwen3:8b'})).content)
+    assert [entry['request_id'] for entry in by_model] == ['a-2', 'r-1']
+
+
+async def test_the_upstream_export_is_bounded_like_the_audit_export(admin: httpx.AsyncClient, trail: Database,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_search, 'EXPORT_MAX_ROWS', 3)
+    response = await admin.get('/api/admin/conversations/export')
+    assert response.status_code == 400  # refused before the first byte: narrow the filters
+    assert 'more than 3 requests match' in response.json()['error']['message']
+
+
+async def test_the_upstream_paths_are_for_admins_only(client: httpx.AsyncClient, alice_key: str,
+                                                     trail: Database) -> None:
+    paths = ('/api/admin/audit/search', '/api/admin/conversations/export')
+    del client.headers['X-API-Key']  # the trail was set up with the admin's key on this client
+    for path in paths:
+        assert (await client.get(path)).status_code == 401, path
+    client.headers['X-API-Key'] = alice_key
+    for path in paths:
+        refused = await client.get(path)
+        assert refused.status_code == 403, path
+        assert refused.json()['error']['type'] == 'permission_error'
