@@ -116,6 +116,17 @@ async def update_backend(backend_id: int, payload: BackendPatch, request: Reques
     return await _public(request, backend_id)
 
 
+@router.delete('/backends/{backend_id}', status_code=204)
+async def delete_backend(backend_id: int, request: Request, admin: Admin) -> Response:
+    """Remove a backend with its models and telemetry history; its audit rows keep its name. Refused (409)
+    while requests run on it anywhere in the fleet: drain it first."""
+    lifecycle: BackendLifecycle = request.app.state.lifecycle
+    backend = await lifecycle.delete(backend_id)
+    await log_action(request.app.state.database, _actor(admin), action='backend.delete',
+                     target=backend_target(backend), before=backend_fields(backend))
+    return Response(status_code=204)
+
+
 @router.post('/backends/{backend_id}/enable', response_model=BackendPublic)
 async def enable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
     """Back into rotation, after a fresh check."""

@@ -75,11 +75,19 @@ class RegistryMonitor:
         if not task.cancelled() and task.exception() is not None:
             log.warning('urgent check of backend %d failed: %s', backend_id, task.exception())
 
+    def forget(self, backend_id: int) -> None:
+        """A deleted backend: drop its failure count and stop an urgent check of it."""
+        self._failures.pop(backend_id, None)
+        urgent = self._urgent.pop(backend_id, None)
+        if urgent is not None:
+            urgent.cancel()
+
     async def check_all(self) -> None:
         targets = [b.id for b in self._view.backends if b.status != BackendStatus.disabled]  # draining: still checked
         results = await asyncio.gather(*(self.check(backend_id) for backend_id in targets), return_exceptions=True)
+        quiet = (DatabaseUnavailable, store.BackendNotFound)  # not found: deleted since this process's last reload
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, DatabaseUnavailable):
+            if isinstance(result, BaseException) and not isinstance(result, quiet):
                 log.error('backend check failed', exc_info=result)
 
     async def stop(self) -> None:

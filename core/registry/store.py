@@ -1,11 +1,11 @@
-"""Backend rows: register, list, update after discovery, and load into the in-memory view."""
+"""Backend rows: register, list, update after discovery, delete, and load into the in-memory view."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -14,12 +14,14 @@ from core.models import (
     Backend,
     BackendBase,
     BackendModel,
+    BackendSample,
     BackendStatus,
     BackendUpdate,
     Engine,
     ModelSetting,
     Node,
     NodeStatus,
+    RequestLog,
     utcnow,
 )
 from core.registry.discovery import Discovery
@@ -61,6 +63,17 @@ async def get_backend(session: AsyncSession, *, backend_id: int) -> Backend:
     backend = await session.get(Backend, backend_id)
     if backend is None:
         raise BackendNotFound(f'no backend with id {backend_id}', param='id')
+    return backend
+
+
+async def find_backend(session: AsyncSession, *, ref: str) -> Backend:
+    """A backend by its name, or by its id (a number that names no backend)."""
+    ref = ref.strip()
+    backend = (await session.exec(select(Backend).where(Backend.name == ref))).first()
+    if backend is None and ref.isdigit():
+        backend = await session.get(Backend, int(ref))
+    if backend is None:
+        raise BackendNotFound(f'no backend named or numbered {ref!r}', param='backend')
     return backend
 
 
@@ -152,6 +165,22 @@ async def finish_drain(session: AsyncSession, *, backend_id: int) -> bool:
 async def draining_ids(session: AsyncSession) -> list[int]:
     return [i for i in await session.exec(select(Backend.id).where(Backend.status == BackendStatus.draining))
             if i is not None]
+
+
+async def delete_backend(session: AsyncSession, *, backend_id: int) -> Backend:
+    """Remove a backend and the rows that are its own (discovered models, telemetry samples), all in one
+    transaction. Its audit rows stay: they lose the id, which no longer names anything, and keep the backend's
+    name. The caller has made sure nothing runs on it (core.registry.lifecycle)."""
+    backend = await get_backend(session, backend_id=backend_id)
+    # Explicit rather than left to ON DELETE: the audit rows must keep the name (filled in where a row lacks it),
+    # and this works the same whether or not the connection enforces foreign keys.
+    await session.exec(update(RequestLog).where(col(RequestLog.backend_id) == backend_id)
+                       .values(backend_id=None, backend_name=func.coalesce(col(RequestLog.backend_name), backend.name)))
+    await session.exec(delete(BackendSample).where(col(BackendSample.backend_id) == backend_id))
+    await session.exec(delete(BackendModel).where(col(BackendModel.backend_id) == backend_id))
+    await session.delete(backend)
+    await session.commit()
+    return backend
 
 
 async def delete_simulated(session: AsyncSession) -> int:
