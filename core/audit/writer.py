@@ -126,7 +126,7 @@ class AuditWriter:
             log.warning('audit: batch of %d rejected; retrying row by row', len(batch))
             for position, record in enumerate(batch):
                 try:
-                    await self._insert([record])
+                    await self._insert_alone(record)
                 except (IntegrityError, DataError) as exc:
                     self.dropped += 1
                     log.error('audit: dropped record %s: %s', record.request_id, exc.orig)
@@ -140,6 +140,17 @@ class AuditWriter:
             log.warning('audit: cannot write, %d records buffered: %s', len(self._buffer), message.splitlines()[0])
             return False
         return True
+
+    async def _insert_alone(self, record: AuditRecord) -> None:
+        try:
+            await self._insert([record])
+        except IntegrityError:
+            if record.backend_id is None:
+                raise
+            # Its backend may have been deleted after the request ended (deletion waits for no request in
+            # flight, not for this buffer): keep the row under the backend's name, without the dangling id.
+            record.backend_id = None
+            await self._insert([record])
 
     async def _insert(self, records: list[AuditRecord]) -> None:
         async with self._database.connect() as conn:

@@ -9,7 +9,8 @@ from sqlmodel import select
 from core import migrations
 from core.audit.writer import AuditRecord, AuditWriter
 from core.db import Database
-from core.models import RequestLog
+from core.models import BackendBase, RequestLog
+from core.registry import store
 
 
 async def test_records_wait_out_an_unusable_database_and_are_written_at_shutdown(database_url: str) -> None:
@@ -37,3 +38,23 @@ async def test_a_full_buffer_drops_the_oldest_and_counts_them(database_url: str)
     for n in range(150):
         writer.submit(AuditRecord(request_id=f'r{n}', endpoint='/api/chat', status='completed', http_status=200))
     assert writer.pending == 100 and writer.dropped == 50
+
+
+async def test_a_record_whose_backend_was_deleted_meanwhile_is_kept_under_its_name(database: Database) -> None:
+    """A request ends, its backend is deleted before the writer's next batch: the row is written all the same,
+    without the id that names nothing now, with the backend's name."""
+    async with database.session() as session:
+        backend = await store.create_backend(session, data=BackendBase(name='gone', url='http://127.0.0.1:9',
+                                                                       engine='ollama'))
+    assert backend.id is not None
+    writer = AuditWriter(database)
+    writer.submit(AuditRecord(request_id='before', endpoint='/api/chat', status='completed', http_status=200,
+                              backend_id=backend.id, backend_name='gone'))
+    writer.submit(AuditRecord(request_id='other', endpoint='/api/chat', status='completed', http_status=200))
+    async with database.session() as session:
+        await store.delete_backend(session, backend_id=backend.id)
+    assert await writer.flush()
+    async with database.session() as session:
+        rows = {row.request_id: row for row in await session.exec(select(RequestLog))}
+    assert set(rows) == {'before', 'other'} and writer.dropped == 0
+    assert (rows['before'].backend_id, rows['before'].backend_name) == (None, 'gone')
