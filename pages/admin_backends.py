@@ -2,8 +2,9 @@
 
 The table shows each backend's engine, URL, status, models, requests in flight (all workers), limits, node and
 GPUs and last error; one timer per page updates the cells in place, so a drain shows its requests finishing and
-the row turning disabled without a reload. Register, edit, enable, disable, drain, refresh, and (Ollama) pull or
-delete a model all go through core.admin.cluster_actions: the admin API's services, written to the admin log.
+the row turning disabled without a reload. Register, edit, enable, disable, drain, refresh, delete, and (Ollama)
+pull or delete a model all go through core.admin.cluster_actions: the admin API's services, written to the admin
+log.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class _Row:
                 self.drain = item('Drain', 'drain', lambda i: page.act(i, 'drain'))
                 self.pull = item('Pull a model', 'pull', page.open_pull)
                 self.delete = item('Delete a model', 'delete', page.open_delete)
+                item('Delete backend', 'remove', page.remove)
 
     def update(self, backend: Backend, models: list[BackendModel], in_flight: int, node: str) -> None:
         self.backend, self.models = backend, models
@@ -227,6 +229,18 @@ class _BackendsPage:
             done = await self._run(lambda actor: actions.set_backend_state(runtime(), actor, backend_id, action))
         if done is not None:
             ui.notify(f'{name}: {"checked, " if action == "refresh" else ""}{done.status}.')
+
+    async def remove(self, backend_id: int) -> None:
+        row = self.rows.get(backend_id)
+        name = row.name.text if row else f'backend {backend_id}'
+        if not await confirm(
+                f'Delete backend {name}?', ok='Delete',
+                detail='It goes with its model list and telemetry history; its requests stay in the audit log under '
+                       'its name. Refused while requests run on it: drain it first.'):
+            return
+        done = await self._run(lambda actor: actions.delete_backend(actions.live_runtime(), actor, backend_id))
+        if done is not None:
+            ui.notify(f'Backend {name} deleted.', type='positive')
 
     def open_edit(self, backend_id: int) -> None:
         row = self.rows.get(backend_id)

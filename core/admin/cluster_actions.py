@@ -120,6 +120,14 @@ async def refresh_backend(runtime: Runtime, actor: Actor, backend_id: int) -> Ba
     return backend
 
 
+async def delete_backend(runtime: Runtime, actor: Actor, backend_id: int) -> Backend:
+    """Refused while requests run on it anywhere in the fleet (DELETE /api/admin/backends/{id})."""
+    backend = await runtime.lifecycle.delete(backend_id)
+    await log_action(runtime.database, actor, action='backend.delete', target=backend_target(backend),
+                     before=backend_fields(backend))
+    return backend
+
+
 async def ollama_backend(database: Database, backend_id: int) -> Backend:
     """The backend, if it runs Ollama: only Ollama pulls and deletes models."""
     backend = await _backend(database, backend_id)

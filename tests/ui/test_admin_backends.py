@@ -18,7 +18,8 @@ from sqlmodel import col, select
 from core import runtime
 from core.config import reset_settings
 from core.db import Database
-from core.models import AdminAction, BackendBase, BackendStatus
+from core.models import AdminAction, BackendBase, BackendStatus, Role
+from core.models import User as Account
 from core.registry import store
 from sim.server import SimServer
 from tests.ui.conftest import ADMIN, STUDENT, log_in
@@ -221,6 +222,63 @@ async def test_an_ollama_model_is_pulled_with_progress_and_deleted_after_a_confi
     await user.should_see('gemma3:1b deleted from gpu-a.', retries=30)
     assert text(user, 'backend-1-models') == '3'
     assert await logged_actions(people) == ['backend.register', 'backend.model_pull', 'backend.model_delete']
+
+
+async def test_a_backend_is_deleted_after_a_confirmation_once_nothing_runs_on_it(
+        people: Database, live: FastAPI, admin_api: httpx.AsyncClient, engine: SimServer, user: User) -> None:
+    await admin_api.post('/api/admin/backends/register', json={'name': 'gpu-a', 'url': engine.url, 'engine': 'ollama'})
+    services = runtime.current()
+    assert services is not None
+    model = services.registry.resolve('llama3.2')
+    assert model is not None
+    slot = await services.scheduler.acquire(model)  # a request running on it
+    try:
+        await sign_in(user)
+        await user.open('/admin/backends')
+        await user.should_see(marker='backend-1', retries=20)
+        user.find(marker='backend-1-remove').click()
+        await user.should_see('Delete backend gpu-a?')
+        user.find(marker='confirm-ok').click()
+        await user.should_see('gpu-a has 1 request in flight; drain it first', retries=30)
+        await user.should_see(marker='backend-1')
+    finally:
+        slot.release()
+
+    user.find(marker='backend-1-remove').click()
+    await user.should_see(marker='confirm-cancel')
+    user.find(marker='confirm-cancel').click()
+    await user.should_not_see(marker='confirm-cancel')
+    await user.should_see(marker='backend-1')
+
+    user.find(marker='backend-1-remove').click()
+    await user.should_see(marker='confirm-ok')
+    user.find(marker='confirm-ok').click()
+    await user.should_see('Backend gpu-a deleted.', retries=30)
+    await user.should_not_see(marker='backend-1')
+    await user.should_see(marker='backends-empty')
+    assert services.registry.backend(1) is None  # out of routing in this process at once
+    assert (await admin_api.get('/api/admin/backends')).json() == []
+    assert await logged_actions(people) == ['backend.register', 'backend.delete']
+
+
+async def test_deleting_a_backend_checks_the_admin_again(people: Database, live: FastAPI,
+                                                        admin_api: httpx.AsyncClient, user: User) -> None:
+    await admin_api.post('/api/admin/backends/register',
+                         json={'name': 'typo', 'url': 'http://127.0.0.1:9', 'engine': 'ollama'})
+    await sign_in(user)
+    await user.open('/admin/backends')
+    await user.should_see(marker='backend-1', retries=20)
+    async with people.session() as session:  # demoted while the page is open
+        account = (await session.exec(select(Account).where(Account.username == ADMIN[0]))).one()
+        account.role_id = (await session.exec(select(Role.id).where(Role.name == 'student'))).one()
+        await session.commit()
+    user.find(marker='backend-1-remove').click()
+    await user.should_see(marker='confirm-ok')
+    user.find(marker='confirm-ok').click()
+    await user.should_see('Only administrators can do this', retries=30)
+    async with people.session() as session:
+        assert [backend.name for backend, _ in await store.list_backends(session)] == ['typo']
+    assert await logged_actions(people) == ['backend.register']
 
 
 async def test_a_vllm_backend_offers_no_model_management(people: Database, live: FastAPI,
