@@ -1,4 +1,4 @@
-"""The `mindrouter` command: serve, migrate, seed and account management from the shell.
+"""The `mindrouter` command: serve, migrate, seed, account management and backend deletion from the shell.
 
 Every failure the operator can fix is one line on stderr (`mindrouter: ...`), never a traceback:
 exit status 2 for bad input (unknown role, duplicate user, missing user), 1 for the environment
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -16,6 +17,8 @@ from datetime import timedelta
 
 from core import migrations
 from core.accounts import service as accounts
+from core.admin import cluster_actions
+from core.admin.cluster_actions import Actor
 from core.config import Settings, get_settings
 from core.db import CONNECTION_ERRORS, Database, describe_location, unavailable
 from core.errors import ConfigError, DatabaseUnavailable, InvalidRequest, MindRouterError, NotFound
@@ -82,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke_key = commands.add_parser('revoke-key', help='revoke an API key by id or display prefix')
     revoke_key.add_argument('key', help='the id or the prefix that list-keys shows')
     revoke_key.set_defaults(handler=_database_command(_revoke_key))
+
+    delete_backend = commands.add_parser(
+        'delete-backend', help='delete a backend that is out of rotation (unknown, unhealthy or disabled)')
+    delete_backend.add_argument('backend', metavar='NAME_OR_ID', help='its name, or its id')
+    delete_backend.set_defaults(handler=_database_command(_delete_backend))
     return parser
 
 
@@ -190,6 +198,22 @@ async def _revoke_key(args: argparse.Namespace, database: Database) -> int:
         key = await accounts.revoke_api_key(session, key_ref=args.key)
     print(f'revoked key {key.id} ({key.prefix}...)', file=sys.stderr)
     return 0
+
+
+async def _delete_backend(args: argparse.Namespace, database: Database) -> int:
+    actor = Actor(id=None, name=_os_user(), via='cli')
+    backend = await cluster_actions.delete_idle_backend(database, actor, args.backend)
+    print(f'deleted backend {backend.id} ({backend.name}); its requests stay in the audit log under its name',
+          file=sys.stderr)
+    return 0
+
+
+def _os_user() -> str:
+    """Who ran the command, for the admin log (a shell has no gateway account)."""
+    try:
+        return getpass.getuser()[:64]
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return 'unknown'
 
 
 def _fail(message: str, status: int) -> int:

@@ -16,8 +16,9 @@ from typing import Any, Literal
 from core.audit import admin_log
 from core.db import Database
 from core.errors import InvalidRequest, MindRouterError
-from core.models import Backend, BackendBase, BackendUpdate, Engine, Node, NodeBase
+from core.models import Backend, BackendBase, BackendStatus, BackendUpdate, Engine, Node, NodeBase
 from core.registry import nodes, ollama_models, store
+from core.registry.lifecycle import BackendInUse
 from core.registry.view import RegistryView
 from core.runtime import Runtime, current
 from core.scheduler.ledger import AdmissionLedger
@@ -36,7 +37,7 @@ class GatewayNotRunning(MindRouterError):
 
 @dataclass(slots=True, frozen=True)
 class Actor:
-    """Who changes something, and through which door ('console' or 'api')."""
+    """Who changes something, and through which door ('console', 'api' or 'cli')."""
 
     id: int | None
     name: str
@@ -126,6 +127,29 @@ async def delete_backend(runtime: Runtime, actor: Actor, backend_id: int) -> Bac
     await log_action(runtime.database, actor, action='backend.delete', target=backend_target(backend),
                      before=backend_fields(backend))
     return backend
+
+
+# A process outside the gateway (the CLI) cannot see its requests in flight; only these states take none.
+OUT_OF_ROTATION = (BackendStatus.unknown, BackendStatus.unhealthy, BackendStatus.disabled)
+
+
+async def delete_idle_backend(database: Database, actor: Actor, ref: str) -> Backend:
+    """Delete a backend by name or id from outside the gateway (`mindrouter delete-backend`). Without the
+    gateway's ledger at hand, only a backend out of rotation is deleted: a healthy or draining one may be
+    answering requests, and is refused with the way out (drain it, or delete it through the API)."""
+    async with database.session() as session:
+        backend = await store.find_backend(session, ref=ref)
+        if backend.status not in OUT_OF_ROTATION:
+            raise BackendInUse(
+                f'backend {backend.name} is {backend.status} and may be answering requests, which this command '
+                f'cannot see: drain it first (POST /api/admin/backends/{backend.id}/drain, or Drain in the console) '
+                'and delete it once it is disabled, or delete it through DELETE /api/admin/backends/'
+                f'{backend.id}, which checks what is in flight', param='backend')
+        assert backend.id is not None
+        deleted = await store.delete_backend(session, backend_id=backend.id)
+    await log_action(database, actor, action='backend.delete', target=backend_target(deleted),
+                     before=backend_fields(deleted))
+    return deleted
 
 
 async def ollama_backend(database: Database, backend_id: int) -> Backend:

@@ -22,5 +22,5 @@ class AdminAction(SQLModel, table=True):
     target: str = Field(default='', max_length=255)  # what it was done to, e.g. "backend 3 (gpu-a)"
     before: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     after: dict[str, Any] | None = Field(default=None, sa_type=JSON)
-    via: str = Field(default='console', max_length=16)  # console | api
+    via: str = Field(default='console', max_length=16)  # console | api | cli
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
