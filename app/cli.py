@@ -15,7 +15,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from core import migrations
+from app import logs
+from core import __version__, migrations
 from core.accounts import service as accounts
 from core.admin import cluster_actions
 from core.admin.cluster_actions import Actor
@@ -33,7 +34,7 @@ EXIT_ENVIRONMENT = 1
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format='%(levelname)s %(name)s: %(message)s')
+    logs.configure(settings.log_level, settings.log_format)
     try:
         result: int = args.handler(args, settings)
         return result
@@ -111,8 +112,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     factories = {(False, False): 'main:create_app', (False, True): 'main:create_demo_app',
                  (True, False): 'app.factory:serve_api', (True, True): 'app.factory:serve_demo_api'}
     target = factories[(args.no_ui, args.demo)]
-    uvicorn.run(target, factory=True, host=args.host or settings.host, port=args.port or settings.port,
-                workers=args.workers, log_level=settings.log_level, access_log=settings.access_log)
+    host, port = args.host or settings.host, args.port or settings.port
+    log.info('MindRouter %s serving http://%s:%d/ (%s; %d worker%s; database: %s)', __version__,
+             f'[{host}]' if ':' in host else host, port,
+             'API only, no web UI' if args.no_ui else 'API and web UI', args.workers, '' if args.workers == 1 else 's',
+             describe_location(settings.resolved_database_url))
+    # uvicorn (and each worker process it spawns) logs through our handlers and format; its own access line
+    # stays off (it carries the query string): ACCESS_LOG is app/access_log.py's line.
+    uvicorn.run(target, factory=True, host=host, port=port, workers=args.workers, log_level=settings.log_level,
+                log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False)
     return 0
 
 

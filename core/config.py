@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     host: str = '127.0.0.1'
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal['debug', 'info', 'warning', 'error'] = 'info'
-    access_log: bool = False  # per-request access lines cost CPU on the hot path; the audit log records requests
+    log_format: Literal['text', 'json'] = 'text'  # json: one object per line, for a log collector
+    access_log: bool = False  # a line per request costs CPU on the hot path; the audit log records requests
     api_key_cache_ttl: float = Field(default=3.0, gt=0, le=5.0)
     api_key_usage_flush_interval: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # larger bodies get 413
@@ -79,6 +80,11 @@ class Settings(BaseSettings):
     brave_api_url: str = 'https://api.search.brave.com/res/v1/web/search'
     search_timeout: float = Field(default=10.0, gt=0)  # seconds for one whole provider call (then 504)
     search_max_results: int = Field(default=10, ge=1, le=20)  # results per search at most (the default too)
+
+    @field_validator('log_level', 'log_format', mode='before')
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value  # LOG_LEVEL=INFO is what people write
 
     @property
     def is_production(self) -> bool:
