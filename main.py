@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from app.cli import main as cli
-from app.hotpath import HotPaths
 from core.config import get_settings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ['cli', 'create_app', 'create_demo_app']
 
 
-def create_app(*, demo: bool = False) -> HotPaths:
+def create_app(*, demo: bool = False) -> ASGIApp:
     """The API (every router) with NiceGUI mounted last, so that no page can shadow an API route, behind
     the inference routes' fast path (app/hotpath.py)."""
     settings = get_settings()
@@ -35,7 +38,7 @@ def create_app(*, demo: bool = False) -> HotPaths:
     return serve(api)
 
 
-def create_demo_app() -> HotPaths:
+def create_demo_app() -> ASGIApp:
     """uvicorn factory for `mindrouter serve --demo`: simulated engines registered, demo users seeded."""
     return create_app(demo=True)
 

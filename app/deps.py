@@ -27,14 +27,18 @@ def presented_api_key(request: Request) -> str | None:
 
 
 LOOPBACK_KEY_DIGEST = 'mindrouter.key_digest'  # ASGI scope key: the console's in-process calls
+PRINCIPAL_SCOPE_KEY = 'mindrouter.principal'  # ASGI scope key: who called, for the access line (app/access_log.py)
 
 
 async def require_api_key(request: Request) -> Principal:
     authenticator: ApiKeyAuthenticator = request.app.state.authenticator
     digest = request.scope.get(LOOPBACK_KEY_DIGEST)
     if digest is not None:  # set only by app/loopback.py, in this process: no client can reach the scope
-        return await authenticator.authenticate_digest(digest)
-    return await authenticator.authenticate(presented_api_key(request))
+        principal = await authenticator.authenticate_digest(digest)
+    else:
+        principal = await authenticator.authenticate(presented_api_key(request))
+    request.scope[PRINCIPAL_SCOPE_KEY] = principal
+    return principal
 
 
 async def require_admin(principal: Annotated[Principal, Depends(require_api_key)]) -> Principal:

@@ -1,10 +1,13 @@
 """create_api_app(): the FastAPI application with every HTTP surface, and no NiceGUI; `serve()` puts the
-inference routes' fast front door (app/hotpath.py) in front of a finished application."""
+inference routes' fast front door (app/hotpath.py) in front of a finished application, and with ACCESS_LOG the
+access line (app/access_log.py) in front of both."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
+from app.access_log import AccessLog
 from app.errors import install_error_handlers
 from app.hotpath import Handler, HotPaths
 from app.lifespan import lifespan
@@ -28,6 +31,7 @@ from app.routers import (
     telemetry,
 )
 from core import __version__
+from core.config import get_settings
 
 
 def create_api_app(*, demo: bool = False) -> FastAPI:
@@ -68,16 +72,17 @@ HOT_ROUTES: dict[tuple[str, str], Handler] = {
 }
 
 
-def serve(app: FastAPI) -> HotPaths:
-    """The ASGI application to serve: `app` behind the inference routes' fast path."""
-    return HotPaths(app, HOT_ROUTES)
+def serve(app: FastAPI) -> ASGIApp:
+    """The ASGI application to serve: `app` behind the inference routes' fast path (and the access line)."""
+    hot_paths = HotPaths(app, HOT_ROUTES)
+    return AccessLog(hot_paths) if get_settings().access_log else hot_paths
 
 
-def serve_api() -> HotPaths:
+def serve_api() -> ASGIApp:
     """uvicorn factory for `mindrouter serve --no-ui`."""
     return serve(create_api_app())
 
 
-def serve_demo_api() -> HotPaths:
+def serve_demo_api() -> ASGIApp:
     """uvicorn factory for `mindrouter serve --demo --no-ui`."""
     return serve(create_api_app(demo=True))

@@ -22,6 +22,7 @@ from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from app.logs import REQUEST_ID
 from app.responses import JSONResponse
 from core.accounts.api_keys import Principal
 from core.audit.writer import AuditRecord, AuditWriter
@@ -63,6 +64,9 @@ class Exchange:
     request_id: str = field(default_factory=lambda: new_request_id())
     started: float = field(default_factory=time.perf_counter)
     created: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self) -> None:
+        REQUEST_ID.set(self.request_id)  # every line logged while it is served carries its id (app/logs.py)
 
     @property
     def gateway(self) -> Gateway:
