@@ -19,6 +19,7 @@ from core.registry import nodes as node_store
 from core.registry import store
 from core.registry.monitor import RegistryMonitor
 from core.secretbox import SecretBox
+from core.telemetry.poller import NodePoller
 from sim.config import Engine as SimEngine
 from sim.config import SimConfig
 from sim.server import SimServer
@@ -37,11 +38,12 @@ class DemoCluster:
         self._servers: list[SimServer] = []
         self._sidecar: SidecarSim | None = None
 
-    async def start(self, database: Database, monitor: RegistryMonitor, box: SecretBox) -> None:
+    async def start(self, database: Database, monitor: RegistryMonitor, poller: NodePoller, box: SecretBox) -> None:
         # GPU readings drift over two minutes, so the console's charts visibly move
         self._sidecar = SidecarSim(SidecarConfig(gpus=2, key=_SIDECAR_KEY, period_s=120.0))
         await self._sidecar.start('127.0.0.1', 0)
         node_id = await _register_node(database, box, url=self._sidecar.url)
+        await poller.poll(node_id)  # online before the server starts, like the backends checked below
         log.warning('demo: %s reporting at %s (SIMULATED GPUs)', NODE_NAME, self._sidecar.url)
         for gpu, (name, engine) in enumerate(_ENGINES):
             server = SimServer(engine, SimConfig(ttft_ms=120.0, token_delay_ms=25.0, tokens=48))

@@ -124,7 +124,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:
-            await demo.start(database, monitor, secret_box)
+            await demo.start(database, monitor, node_poller, secret_box)
         else:
             await remove_simulated(database)
         await monitor.reload()

@@ -7,7 +7,8 @@ process: the holder of the `cluster-jobs` lease (core.jobs.leadership). With one
 with several workers or replicas, one of them, and another takes over within a lease period when it dies.
 
 Each job runs at most once at a time (`max_instances=1`, late runs coalesced), and a failing job logs and
-runs again at its next interval: no error stops the schedule.
+runs again at its next interval: no error stops the schedule. A job that keeps failing (the database is down)
+logs its first failure and the run that works again, not every run in between.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class BackgroundJobs:
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()  # job runs in progress, awaited at stop
         self._stopping = False
+        self._failing: set[str] = set()  # jobs whose last run failed (reported once, until one succeeds)
 
     async def start(self) -> None:
         """Claim the lease first (a lone process leads from its first second), then schedule everything."""
@@ -139,6 +141,12 @@ class BackgroundJobs:
         run_if_leader.__name__ = getattr(job, '__name__', 'job')
         return run_if_leader
 
+    def _first_failure(self, name: str) -> bool:
+        """Whether to report this failure: a job is reported when it starts failing, not on every run after."""
+        first = name not in self._failing
+        self._failing.add(name)
+        return first
+
     def _add(self, scheduler: AsyncIOScheduler, name: str, seconds: float, job: Callable[[], Awaitable[None]], *,
              first_run: datetime | None = None) -> None:
         async def guarded() -> None:
@@ -148,13 +156,19 @@ class BackgroundJobs:
             try:
                 await job()
             except DatabaseUnavailable as exc:
-                log.warning('%s: %s', name, exc.message)
+                if self._first_failure(name):
+                    log.warning('%s: %s', name, exc.message)
             except Exception:
-                log.exception('%s failed; it runs again in %g s', name, seconds)
+                if self._first_failure(name):
+                    log.exception('%s failed; it runs again every %g s', name, seconds)
             except asyncio.CancelledError:
                 if not self._stopping:
                     raise
                 log.info('%s: cut off at shutdown', name)  # not an error: the process is stopping
+            else:
+                if name in self._failing:
+                    self._failing.discard(name)
+                    log.info('%s: works again', name)
             finally:
                 self._running.discard(task)
 

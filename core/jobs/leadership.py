@@ -43,6 +43,8 @@ class Leadership:
         self.name = name
         self.holder = holder or process_identity()
         self._held_until = 0.0  # monotonic time up to which we may act as leader
+        self._unreachable = False  # the last renewal failed (warned once)
+        self._leading = False  # what the log last said
 
     @property
     def held(self) -> bool:
@@ -76,21 +78,33 @@ class Leadership:
                         await conn.rollback()
                 await conn.commit()
         except Exception as exc:
-            log.warning('leadership: could not renew the %s lease: %s', self.name, exc)
+            if not self._unreachable:  # once per outage, not on every renewal
+                log.warning('leadership: could not renew the %s lease: %s', self.name, exc)
+            self._unreachable = True
+            self._report_change()  # our lease may have run out meanwhile
             return self.held
-        was = self.held
+        if self._unreachable:
+            self._unreachable = False
+            log.info('leadership: the %s lease can be renewed again', self.name)
         # Count the lease from when we asked, not when the answer came: never act past its real expiry.
         self._held_until = asked + self._ttl if won else 0.0
-        if won != was:
-            log.info('%s: this process (%s) %s', self.name, self.holder,
-                     'now runs the cluster-wide jobs' if won else 'no longer runs the cluster-wide jobs')
+        self._report_change()
         return won
+
+    def _report_change(self) -> None:
+        """One line when this process starts or stops running the cluster-wide jobs, whatever the cause."""
+        leading = self.held
+        if leading != self._leading:
+            self._leading = leading
+            log.info('%s: this process (%s) %s', self.name, self.holder,
+                     'now runs the cluster-wide jobs' if leading else 'no longer runs the cluster-wide jobs')
 
     async def resign(self) -> None:
         """Let go at shutdown, so that another process takes over at once rather than after the TTL."""
         if not self.held:
             return
         self._held_until = 0.0
+        self._report_change()
         try:
             async with self._database.connect() as conn:
                 await conn.execute(delete(JobLease.__table__).where(  # type: ignore[attr-defined]

@@ -43,19 +43,19 @@ class RegistryMonitor:
         good one."""
         async with self._database.session() as session:
             backend = await store.get_backend(session, backend_id=backend_id)
+            before = BackendStatus(backend.status)
             try:
                 found = await discover(self._client, backend.url, backend.engine)
             except DiscoveryError as exc:
                 failures = self._failures[backend_id] = self._failures.get(backend_id, 0) + 1
-                out = failures >= self._unhealthy_after
-                log.warning('backend %s failed its check (%d in a row)%s: %s', backend.name, failures,
-                            ', unhealthy' if out else '', exc)
+                log.debug('backend %s failed its check (%d in a row): %s', backend.name, failures, exc)
                 backend = await store.record_discovery(session, backend_id=backend_id, discovery=None,
-                                                       error=str(exc), mark_unhealthy=out)
+                                                       error=str(exc), mark_unhealthy=failures >= self._unhealthy_after)
             else:
                 self._failures.pop(backend_id, None)
                 load = await read_load(self._client, backend.url, backend.engine)
                 backend = await store.record_discovery(session, backend_id=backend_id, discovery=found, load=load)
+        _log_change(backend, before, failures=self._failures.get(backend_id, 0))
         await self.reload()
         state = self._view.backend(backend_id)
         if state is not None and state.healthy and backend_id not in self._failures:
@@ -99,3 +99,15 @@ class RegistryMonitor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._urgent.clear()
+
+
+def _log_change(backend: Backend, before: BackendStatus, *, failures: int) -> None:
+    """A line when a check changes a backend's health, none for the checks that only confirm it."""
+    after = BackendStatus(backend.status)
+    if after == before:
+        return
+    if after == BackendStatus.unhealthy:
+        log.warning('backend %s is unhealthy after %d failed checks in a row: %s', backend.name, failures,
+                    backend.last_error)
+    elif after == BackendStatus.healthy:
+        log.info('backend %s is healthy%s', backend.name, ' again' if before == BackendStatus.unhealthy else '')

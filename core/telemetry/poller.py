@@ -51,6 +51,8 @@ class NodePoller:
                 self.snapshots[node_id] = snapshot
                 node = await nodes.record_poll(session, node_id=node_id, snapshot=snapshot)
         if node.status != before:
+            if node.status == NodeStatus.online:
+                log.info('node %s is online%s', node.name, ' again' if before == NodeStatus.offline else '')
             await self._on_status_change()  # backends follow their node in and out of rotation
         return node
 
