@@ -2,7 +2,7 @@
 
 Every failure the operator can fix is one line on stderr (`mindrouter: ...`), never a traceback:
 exit status 2 for bad input (unknown role, duplicate user, missing user), 1 for the environment
-(database unreachable, unsafe production settings).
+(database unreachable, unsafe production settings, a setting with a value it cannot take: one line each).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from core import __version__, migrations
 from core.accounts import service as accounts
 from core.admin import cluster_actions
 from core.admin.cluster_actions import Actor
-from core.config import Settings, get_settings
+from core.config import InvalidSettings, Settings, get_settings
 from core.db import CONNECTION_ERRORS, Database, describe_location, unavailable
 from core.errors import ConfigError, DatabaseUnavailable, InvalidRequest, MindRouterError, NotFound
 from core.models import utcnow
@@ -33,7 +33,12 @@ EXIT_ENVIRONMENT = 1
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except InvalidSettings as exc:
+        for problem in exc.problems:
+            _fail(problem, EXIT_ENVIRONMENT)
+        return EXIT_ENVIRONMENT
     logs.configure(settings.log_level, settings.log_format)
     try:
         result: int = args.handler(args, settings)

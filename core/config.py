@@ -10,9 +10,11 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args, get_origin
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -22,6 +24,17 @@ log = logging.getLogger('mindrouter.config')
 MIN_SECRET_LENGTH = 32
 # Values people paste from examples; refusing them in production is cheap insurance.
 _PLACEHOLDER_SECRETS = {'changeme', 'change-me', 'changethis', 'secret', 'dev', 'development', 'your-secret-key'}
+# Settings whose value an error message never repeats.
+_SECRET_SETTINGS = {'secret_key', 'brave_api_key', 'database_url', 'redis_url'}
+_SHOWN_VALUE_LENGTH = 60
+
+
+class InvalidSettings(ConfigError):
+    """The environment (or `.env`) gives settings a value they cannot take: one problem per bad setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__('; '.join(problems))
+        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -110,12 +123,49 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings; InvalidSettings (one line per bad setting, with what it accepts) if the environment is wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise InvalidSettings([describe_error(error) for error in exc.errors()]) from None
 
 
 def reset_settings() -> None:
     """Forget the cached settings (tests change the environment between cases)."""
     get_settings.cache_clear()
+
+
+def describe_error(error: ErrorDetails) -> str:
+    """One line for one bad setting: `setting PORT=80000 is invalid: a whole number from 1 to 65535`."""
+    name = str(error['loc'][0]) if error['loc'] else ''
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return f'settings are invalid: {error["msg"]}'
+    value = str(error['input'])
+    if name in _SECRET_SETTINGS:
+        shown = f'{name.upper()} (value hidden)'
+    else:
+        shown = f'{name.upper()}={value if len(value) <= _SHOWN_VALUE_LENGTH else value[:_SHOWN_VALUE_LENGTH] + "..."}'
+    return f'setting {shown} is invalid: {accepted_values(field) or error["msg"]}'
+
+
+def accepted_values(field: FieldInfo) -> str:
+    """What a setting accepts, in words, from its type and limits ('' when there is nothing to say)."""
+    annotation = field.annotation
+    if get_origin(annotation) is Literal:
+        return 'one of ' + ', '.join(str(choice) for choice in get_args(annotation))
+    if annotation is bool:
+        return 'true or false'
+    limits = {attribute: getattr(item, attribute) for item in field.metadata
+              for attribute in ('ge', 'gt', 'le', 'lt', 'pattern') if getattr(item, attribute, None) is not None}
+    kind = 'a whole number' if annotation is int else 'a number' if annotation is float else 'text'
+    if 'pattern' in limits:
+        return f'{kind} matching {limits["pattern"]}'
+    if 'ge' in limits and 'le' in limits:
+        return f'{kind} from {limits["ge"]} to {limits["le"]}'
+    words = {'ge': 'at least', 'gt': 'greater than', 'le': 'at most', 'lt': 'less than'}
+    bounds = ' and '.join(f'{words[name]} {limit}' for name, limit in limits.items())
+    return f'{kind}, {bounds}' if bounds else ('' if kind == 'text' else kind)
 
 
 def _require_strong_secret(secret: str) -> None:

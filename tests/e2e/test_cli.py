@@ -109,6 +109,35 @@ def test_production_without_a_strong_secret_refuses_to_start(env: dict[str, str]
     assert_one_line_error(mindrouter('serve', env=env), 1, 'too short')
 
 
+@pytest.mark.parametrize(('setting', 'accepted'), [
+    ('PORT=80000', 'a whole number from 1 to 65535'),
+    ('LOG_LEVEL=verbose', 'one of debug, info, warning, error'),
+    ('QUOTA_PERIOD=year', 'one of day, week, month'),
+    ('API_KEY_CACHE_TTL=10', 'at most 5'),
+])
+@pytest.mark.parametrize('command', [('serve',), ('migrate',), ('list-keys',)])
+def test_a_bad_setting_is_one_line_naming_it_and_what_it_accepts(env: dict[str, str], setting: str, accepted: str,
+                                                                  command: tuple[str, ...]) -> None:
+    name, value = setting.split('=')
+    result = mindrouter(*command, env={**env, name: value})
+
+    assert_one_line_error(result, 1, f'setting {setting} is invalid: ', accepted)
+    assert result.stderr.count('\n') == 1  # nothing else: no traceback, no pydantic dump
+
+
+def test_every_bad_setting_gets_its_line_and_python_main_py_says_the_same(env: dict[str, str]) -> None:
+    env = {**env, 'PORT': '80000', 'LOG_FORMAT': 'xml', 'ACCESS_LOG': 'maybe'}
+    result = subprocess.run([sys.executable, str(REPO / 'main.py')], env=env, capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.splitlines() == [
+        'mindrouter: setting PORT=80000 is invalid: a whole number from 1 to 65535',
+        'mindrouter: setting LOG_FORMAT=xml is invalid: one of text, json',
+        'mindrouter: setting ACCESS_LOG=maybe is invalid: true or false',
+    ]
+
+
 def test_several_workers_need_redis_to_share_their_slots(env: dict[str, str]) -> None:
     result = mindrouter('serve', '--no-ui', '--workers', '2', env=env)
     assert_one_line_error(result, 1, '--workers > 1 needs REDIS_URL')
