@@ -3,6 +3,7 @@ and an offline node taking its backends out of rotation."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -112,6 +113,24 @@ async def test_an_offline_node_takes_its_backends_out_and_back_in(admin: httpx.A
         assert refused.status_code == 409 and 'a' in refused.json()['error']['message']
         await admin.patch(f'/api/admin/backends/{registered.json()["id"]}', json={'node_id': None})
         assert (await admin.delete(f'/api/admin/nodes/{node["id"]}')).status_code == 204
+
+
+async def test_the_log_says_once_that_a_node_went_offline_and_once_that_it_is_back(
+        admin: httpx.AsyncClient, sidecar: SidecarSim, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger='mindrouter')
+    node = await register_node(admin, sidecar)
+    sidecar.config.fault = 'garbage'
+    for _ in range(4):
+        await admin.post(f'/api/admin/nodes/{node["id"]}/refresh')
+    sidecar.config.fault = None
+    for _ in range(3):
+        await admin.post(f'/api/admin/nodes/{node["id"]}/refresh')
+
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == 'mindrouter.telemetry']
+    assert [level for level, _ in lines] == ['INFO', 'WARNING', 'INFO']
+    assert lines[0][1] == 'node gpu1 is online'
+    assert lines[1][1].startswith('node gpu1 is offline: ')
+    assert lines[2][1] == 'node gpu1 is online again'
 
 
 async def test_every_gpu_reading_is_a_prometheus_gauge(admin: httpx.AsyncClient, sidecar: SidecarSim) -> None:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import Database
 from core.jobs.leadership import Leadership
@@ -47,3 +53,33 @@ async def test_an_unreachable_database_means_not_leading_and_no_exception(tmp_pa
         await leadership.resign()
     finally:
         await database.dispose()
+
+
+async def test_an_outage_is_one_warning_and_each_change_of_leader_one_line(
+        database: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger='mindrouter.jobs')
+    leader = Leadership(database, ttl=1, holder='worker-a')
+    assert await leader.renew()
+    assert await leader.renew()
+
+    @asynccontextmanager
+    async def unreachable() -> AsyncIterator[AsyncConnection]:
+        raise ConnectionRefusedError('the database is down')
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(database, 'connect', unreachable)
+    for _ in range(3):
+        await leader.renew()
+    await asyncio.sleep(1.1)  # the lease runs out while the database is away
+    assert not await leader.renew()
+    monkeypatch.undo()
+    assert await leader.renew()
+    assert await leader.renew()
+
+    assert [r.getMessage().replace('worker-a', 'A') for r in caplog.records] == [
+        'cluster-jobs: this process (A) now runs the cluster-wide jobs',
+        'leadership: could not renew the cluster-jobs lease: the database is down',
+        'cluster-jobs: this process (A) no longer runs the cluster-wide jobs',
+        'leadership: the cluster-jobs lease can be renewed again',
+        'cluster-jobs: this process (A) now runs the cluster-wide jobs',
+    ]
