@@ -9,7 +9,9 @@ The gate in front of the pages is pages/gate.py.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from nicegui import app as nicegui_app
 from nicegui import ui
@@ -17,6 +19,9 @@ from sqlmodel import select
 
 from core.db import get_database
 from core.models import Role, User, utcnow
+
+_CONTROL_CHARACTERS = re.compile(r'[\x00-\x1f\x7f]')
+_DECODING_ROUNDS = 3  # layers of percent-encoding undone when checking a redirect target
 
 
 @dataclass(slots=True, frozen=True)
@@ -90,3 +95,27 @@ async def save_theme(dark: bool | None) -> None:
             row.dark_mode = dark
             row.updated_at = utcnow()
             await session.commit()
+
+
+def same_site_path(target: str) -> str:
+    """`target` if it is a path on this site, else ''. For "go back there after signing in" links, which anyone
+    can craft: browsers read `/\\evil.example` as `//evil.example` (another host) and drop tabs and newlines,
+    and a target may be percent-encoded once more than it looks, so every decoded layer must be a plain path.
+    Backslashes come back as slashes; control characters are refused."""
+    layer = target
+    for _ in range(_DECODING_ROUNDS):
+        if not _is_local_path(layer):
+            return ''
+        decoded = unquote(layer)
+        if decoded == layer:
+            return target.replace('\\', '/')
+        layer = decoded
+    return ''  # encoded more deeply than any honest link
+
+
+def _is_local_path(target: str) -> bool:
+    if _CONTROL_CHARACTERS.search(target):
+        return False
+    path = target.replace('\\', '/')
+    parts = urlsplit(path)
+    return path.startswith('/') and not path.startswith('//') and not parts.scheme and not parts.netloc
