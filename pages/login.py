@@ -32,8 +32,8 @@ def register() -> None:
                 assert role is not None
                 user.last_login_at = utcnow()
                 await session.commit()
-                sign_in(user, role)
-            ui.navigate.to(_safe(redirect_to) or ('/admin' if role.is_admin else '/dashboard'))
+                then = _safe(redirect_to) or ('/admin' if role.is_admin else '/dashboard')
+            ui.navigate.to(sign_in(user, then=then))  # through a new session id (components/session.py)
 
         with frame('Log in'), ui.card().classes('w-96 self-center'):
             username = ui.input('Username').props('autofocus autocomplete=username').classes('w-full') \
