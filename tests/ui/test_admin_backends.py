@@ -208,13 +208,15 @@ async def test_an_ollama_model_is_pulled_with_progress_and_deleted_after_a_confi
     await user.open('/admin/backends')
     await user.should_see(marker='backend-1', retries=20)
     user.find(marker='backend-1-pull').click()
+    await user.should_see('Pull a model onto gpu-a')  # the dialog opens once the account is checked
     user.find(marker='pull-model').type('gemma3:1b')
     user.find(marker='pull-start').click()
     await user.should_see('gemma3:1b pulled; the model list is refreshed.', retries=50)
     assert user.find(kind=ui.linear_progress).elements.pop().value == 1
     assert await eventually(lambda: text(user, 'backend-1-models') == '4')
 
-    user.find(marker='backend-1-delete').click()
+    user.find(marker='backend-1-delete').click()  # the dialog opens once the account is checked
+    assert await eventually(lambda: 'gemma3:1b' in user.find(marker='delete-model').elements.pop().options)
     user.find(marker='delete-model').elements.pop().value = 'gemma3:1b'
     user.find(marker='delete-start').click()
     await user.should_see(marker='confirm-ok')
