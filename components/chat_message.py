@@ -1,13 +1,14 @@
 """Chat bubbles: the user's question (with its files) and the assistant's answer.
 
-An answer streams into one `ui.markdown` (its content replaced at each flush, batched by the caller); once it is
+An answer streams into one markdown element (its content replaced at each flush, batched by the caller); once it is
 complete (or stopped, or failed) it is laid out again, prose as markdown and every fenced code block as a
 highlighted block with its own copy button, the reasoning in a collapsed expansion, the token usage and the
 web-search citations as numbered links below it.
 
-Model output is shown only through `ui.markdown` (sanitised in the browser) and labels; copying puts the text in
-an attribute of the copy button and the button's own click handler copies it, so no model text ever becomes
-JavaScript. Citation links keep only http(s) URLs.
+Model output is shown only through `safe_markdown` (markdown whose HTML is rebuilt from an allow-list on the
+server: no raw HTML of the model's is live, components/safe_markdown.py) and labels; copying puts the text in an
+attribute of the copy button and the button's own click handler copies it, so no model text ever becomes
+JavaScript. Citation links keep only http(s) URLs and open in a new tab without a referrer or an opener.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nicegui import ui
+
+from components.safe_markdown import safe_markdown
 
 _FENCE = re.compile(r'^ {0,3}(`{3,}|~{3,})\s*([\w+#.-]*)')
 _MARKDOWN_EXTRAS = ['fenced-code-blocks', 'tables', 'cuddled-lists', 'strike', 'task_list']
@@ -97,7 +100,7 @@ def copy_button(text: str, *, tooltip: str, marker: str) -> ui.button:
 def code_block(code: str, language: str) -> None:
     with ui.element('div').classes('relative w-full group').mark('code-block'):
         fence = '`' * max(3, _longest_run(code, '`') + 1)
-        ui.markdown(f'{fence}{language}\n{code}\n{fence}', extras=['fenced-code-blocks']) \
+        safe_markdown(f'{fence}{language}\n{code}\n{fence}', extras=['fenced-code-blocks']) \
             .classes('w-full overflow-x-auto chat-code')
         with ui.element('div').classes('absolute top-1 right-1'):
             copy_button(code, tooltip='Copy code', marker='copy-code')
@@ -128,11 +131,12 @@ class AnswerBubble:
             self.reasoning = ui.expansion('Reasoning', icon='psychology').props('dense') \
                 .classes('w-full text-sm opacity-80').mark('reasoning')
             with self.reasoning:
-                self.reasoning_text = ui.markdown('', extras=_MARKDOWN_EXTRAS).classes('w-full').mark('reasoning-text')
+                self.reasoning_text = safe_markdown('', extras=_MARKDOWN_EXTRAS).classes('w-full') \
+                    .mark('reasoning-text')
             self.reasoning.visible = False
             self.body = ui.column().classes('w-full gap-1')
             with self.body:
-                self.live = ui.markdown('', extras=_MARKDOWN_EXTRAS).classes('w-full chat-answer').mark('answer')
+                self.live = safe_markdown('', extras=_MARKDOWN_EXTRAS).classes('w-full chat-answer').mark('answer')
                 self.waiting = ui.spinner('dots', size='md').mark('answer-waiting')
             self.notices = ui.column().classes('gap-0')
             self.citations = ui.column().classes('gap-0 text-sm').mark('citations')
@@ -171,7 +175,7 @@ class AnswerBubble:
                 if block.kind == 'code':
                     code_block(block.text, block.language)
                 else:
-                    ui.markdown(block.text, extras=_MARKDOWN_EXTRAS).classes('w-full chat-answer').mark('answer')
+                    safe_markdown(block.text, extras=_MARKDOWN_EXTRAS).classes('w-full chat-answer').mark('answer')
         if content:
             self.copy_slot.clear()
             with self.copy_slot:
@@ -197,7 +201,8 @@ class AnswerBubble:
             for citation, url in shown:
                 label = f'[{citation.n}] {citation.title or citation.url}'
                 if url:
-                    ui.link(label, url, new_tab=True).classes('break-all').mark('citation')
+                    ui.link(label, url, new_tab=True).props('rel="noopener noreferrer"').classes('break-all') \
+                        .mark('citation')
                 else:
                     ui.label(label).classes('break-all').mark('citation')
         self.citations.visible = True

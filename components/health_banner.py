@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 from sqlmodel import col, select
 
+from components.admin_guard import admin_handler
 from core.db import get_database
 from core.models import Backend, BackendStatus, Node, NodeStatus
 
@@ -14,6 +15,7 @@ REFRESH_SECONDS = 5.0
 def health_banner() -> None:
     place = ui.column().classes('w-full gap-0')
 
+    @admin_handler
     async def update() -> None:
         backends, nodes = await _trouble()
         place.clear()

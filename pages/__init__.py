@@ -1,5 +1,6 @@
 """NiceGUI screens. Each module defines its pages inside register(), called once per app build."""
 
+from components import session
 from pages import (
     admin_audit,
     admin_backends,
@@ -22,6 +23,7 @@ from pages import (
 
 def register_all() -> None:
     gate.install()
+    session.install()  # its sign-in route
     for page in (home, public_models, login, dashboard, chat, admin_overview, admin_nodes, admin_backends, admin_models,
                  admin_users, admin_quota_requests, admin_queue, admin_audit, admin_log, admin_settings):
         page.register()

@@ -17,6 +17,7 @@ from nicegui import events, ui
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from components.session import signed_in
@@ -124,12 +125,14 @@ class _AuditView:
             self.detail = ui.column().classes('w-full gap-3').mark('audit-detail')
         ui.timer(0.01, self.search, once=True)  # after the page is sent: the database never delays the page
 
+    @admin_handler
     async def search(self) -> None:
         flt = self.read_filter()
         if flt is None:
             return
         await self.load(flt, offset=0, count=True)
 
+    @admin_handler
     async def turn(self, delta: int) -> None:
         await self.load(self.flt, offset=max(0, self.offset + delta), count=False)
 
@@ -197,6 +200,7 @@ class _AuditView:
         else:
             self.message.text = exc.message
 
+    @admin_handler
     async def open_row(self, event: events.GenericEventArguments) -> None:
         # Quasar's row-click sends (event, row, index).
         row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else {}
@@ -214,6 +218,7 @@ class _AuditView:
             request_detail(record)
         self.drawer.open()
 
+    @admin_handler
     async def export(self) -> None:
         flt = self.read_filter()
         if flt is None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from nicegui import ui
 from pydantic import ValidationError
 
+from components.admin_guard import admin_handler
 from components.confirm import confirm
 from components.frame import admin_frame
 from components.notify import notify_failure
@@ -158,10 +159,12 @@ class _BackendsPage:
                 ui.button('Cancel', on_click=self.delete_dialog.close).props('flat')
                 ui.button('Delete', on_click=self.delete).props('color=negative').mark('delete-start')
 
+    @admin_handler
     async def load(self) -> None:
         await self.tick(force=True)
         self.loaded = True
 
+    @admin_handler
     async def tick(self, force: bool = False) -> None:
         if not (self.loaded or force):
             return
@@ -192,6 +195,7 @@ class _BackendsPage:
             self.rows[backend.id].update(backend, models, in_flight.get(backend.id, 0), node)
         self.empty.visible = not listing
 
+    @admin_handler
     async def register_backend(self) -> None:
         form = self.form
         if not all([field.validate() for field in form.values()]):
@@ -214,6 +218,7 @@ class _BackendsPage:
             ui.notify(f'Backend {backend.name} registered: {backend.status}.',
                       type='positive' if backend.status == BackendStatus.healthy else 'warning')
 
+    @admin_handler
     async def act(self, backend_id: int, action: RowAction) -> None:
         row = self.rows.get(backend_id)
         name = row.name.text if row else f'backend {backend_id}'
@@ -230,6 +235,7 @@ class _BackendsPage:
         if done is not None:
             ui.notify(f'{name}: {"checked, " if action == "refresh" else ""}{done.status}.')
 
+    @admin_handler
     async def remove(self, backend_id: int) -> None:
         row = self.rows.get(backend_id)
         name = row.name.text if row else f'backend {backend_id}'
@@ -242,7 +248,8 @@ class _BackendsPage:
         if done is not None:
             ui.notify(f'Backend {name} deleted.', type='positive')
 
-    def open_edit(self, backend_id: int) -> None:
+    @admin_handler
+    async def open_edit(self, backend_id: int) -> None:
         row = self.rows.get(backend_id)
         if row is None or row.backend is None:
             return
@@ -255,6 +262,7 @@ class _BackendsPage:
             field.error = None
         self.edit_dialog.open()
 
+    @admin_handler
     async def save_edit(self) -> None:
         row = self.rows.get(self.target)
         if row is None or row.backend is None or not all([f.validate() for f in self.edit.values()]):
@@ -277,7 +285,8 @@ class _BackendsPage:
             ui.notify(f'{done.name} saved.')
         self.edit_dialog.close()
 
-    def open_pull(self, backend_id: int) -> None:
+    @admin_handler
+    async def open_pull(self, backend_id: int) -> None:
         row = self.rows.get(backend_id)
         self.target = backend_id
         self.pull_title.text = f'Pull a model onto {row.name.text if row else backend_id}'
@@ -285,6 +294,7 @@ class _BackendsPage:
         self.pull_bar.value, self.pull_status.text = 0, ''
         self.pull_dialog.open()
 
+    @admin_handler
     async def pull(self) -> None:
         if not self.pull_model.validate():
             return
@@ -313,7 +323,8 @@ class _BackendsPage:
             self.pull_start.enable()
             self.pull_close.enable()
 
-    def open_delete(self, backend_id: int) -> None:
+    @admin_handler
+    async def open_delete(self, backend_id: int) -> None:
         row = self.rows.get(backend_id)
         if row is None:
             return
@@ -322,6 +333,7 @@ class _BackendsPage:
         self.delete_model.set_options([model.name for model in row.models], value=None)
         self.delete_dialog.open()
 
+    @admin_handler
     async def delete(self) -> None:
         model, backend_id = self.delete_model.value, self.target
         if not model:

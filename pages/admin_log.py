@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from nicegui import events, ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from core.audit import admin_log
@@ -65,11 +66,13 @@ class _LogView:
             self.detail = ui.column().classes('w-full gap-3').mark('log-detail')
         ui.timer(0.01, self.search, once=True)  # after the page is sent
 
+    @admin_handler
     async def search(self) -> None:
         self.actor = (self.who.value or '').strip() or None
         self.action = (self.what.value or '').strip() or None
         await self.load(0)
 
+    @admin_handler
     async def load(self, offset: int) -> None:
         offset = max(0, offset)
         try:
@@ -88,6 +91,7 @@ class _LogView:
         self.newer.set_enabled(offset > 0)
         self.older.set_enabled(offset + len(entries) < total)
 
+    @admin_handler
     async def open_row(self, event: events.GenericEventArguments) -> None:
         # Quasar's row-click sends (event, row, index).
         row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from components.session import require_admin
@@ -62,6 +63,7 @@ class _ModelsPage:
             .classes('text-sm opacity-70')
         self._list = ui.column().classes('w-full gap-3').mark('models')
 
+    @admin_handler
     async def show(self) -> None:
         rows = await self._catalog()
         if rows is None:
@@ -80,6 +82,7 @@ class _ModelsPage:
                 ui.label('No models yet: register a backend and its models are discovered.') \
                     .classes('opacity-70').mark('models-empty')
 
+    @admin_handler
     async def tick(self) -> None:
         rows = await self._catalog(quiet=True)
         if rows is None:
@@ -147,6 +150,7 @@ class _ModelCard:
             return value is None or (MIN_CONTEXT <= value <= (largest or value) and float(value).is_integer())
         return {f'Between {MIN_CONTEXT} and {largest:,}' if largest else f'At least {MIN_CONTEXT}': ok}
 
+    @admin_handler
     async def _save(self) -> None:
         self._error.text = ''
         if not self._ctx.validate():
@@ -168,6 +172,7 @@ class _ModelCard:
             return
         await self._apply(ModelChanges(**sent), f'{self._row.name} saved')
 
+    @admin_handler
     async def _reset(self) -> None:
         await self._apply(ModelChanges(capabilities_override=None), f'{self._row.name}: discovered capabilities')
 

@@ -18,6 +18,7 @@ from nicegui import run, ui
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from components.admin_guard import admin_handler
 from components.confirm import confirm
 from components.frame import admin_frame
 from components.gpu_chart import GpuChart
@@ -142,6 +143,7 @@ class _NodesPage:
                                   validation=required(512)).mark('node-key')
         ui.button('Register node', icon='add', on_click=self.register_node).mark('node-submit')
 
+    @admin_handler
     async def load(self) -> None:
         try:
             await self._sync()
@@ -150,6 +152,7 @@ class _NodesPage:
             self.note.text = f'Cannot read the nodes now: {exc.message}'
         self.loaded = True
 
+    @admin_handler
     async def tick(self) -> None:
         if not self.loaded:
             return
@@ -199,6 +202,7 @@ class _NodesPage:
                     live = [p for p in gpu['points'] if card.seen is None or p['taken_at'] < card.seen]
                     chart.chart.seed(live)
 
+    @admin_handler
     async def show_range(self) -> None:
         span = SPANS.get(self.range.value)
         if span is None:
@@ -224,6 +228,7 @@ class _NodesPage:
             for index, gpu in card.gpus.items():
                 gpu.chart.show_history(points.get(index, []))
 
+    @admin_handler
     async def export(self) -> None:
         span = SPANS.get(self.range.value, SPANS['1h'])  # live: the last hour
         until = utcnow()
@@ -237,6 +242,7 @@ class _NodesPage:
         if content is not None:  # None: the server is shutting down
             ui.download.content(content, name, 'text/csv')
 
+    @admin_handler
     async def register_node(self) -> None:
         fields = {'name': self.f_name, 'hostname': self.f_host, 'sidecar_url': self.f_url, 'sidecar_key': self.f_key}
         if not all([field.validate() for field in fields.values()]):
@@ -270,6 +276,7 @@ class _NodesPage:
         ui.notify(f'Node {node.name} registered ({verdict}).', type='positive' if online else 'warning')
         await self._sync()
 
+    @admin_handler
     async def refresh_node(self, node_id: int) -> None:
         try:
             admin = await require_admin()
@@ -280,6 +287,7 @@ class _NodesPage:
         ui.notify(f'Node {node.name}: {node.status}.')
         await self._sync()
 
+    @admin_handler
     async def remove_node(self, node_id: int) -> None:
         card = self.cards.get(node_id)
         name = card.name.text if card else f'node {node_id}'

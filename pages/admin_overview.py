@@ -15,6 +15,7 @@ from typing import Any
 from nicegui import app as nicegui_app
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from core import runtime
@@ -100,6 +101,7 @@ class _Overview:
         # immediate: the first tick runs as soon as the browser is connected, after the page was sent
         ui.timer(REFRESH_SECONDS, self._tick, immediate=True)
 
+    @admin_handler
     async def _tick(self) -> None:
         try:
             await self._live()
@@ -164,6 +166,7 @@ class _Overview:
             trace['y'] = [*trace['y'], value][-CHART_POINTS:]
         self._chart.update()
 
+    @admin_handler
     async def _change_range(self, key: str) -> None:
         self._range = key
         try:
@@ -198,7 +201,8 @@ class _Overview:
         json.on_click(lambda: self._export(top, 'json'))
         return top
 
-    def _export(self, top: _Top, fmt: str) -> None:
+    @admin_handler
+    async def _export(self, top: _Top, fmt: str) -> None:
         name = f'mindrouter-top-{top.kind}-{self._range}.{fmt}'
         if fmt == 'csv':
             ui.download.content(overview.as_csv(top.rows, top.columns), name, 'text/csv')

@@ -11,6 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from core import runtime
@@ -60,6 +61,7 @@ class _QueuePage:
         # immediate: the first update runs as soon as the browser is connected, after the page was sent
         ui.timer(REFRESH_SECONDS, self._update, immediate=True)
 
+    @admin_handler
     async def _update(self) -> None:
         live = runtime.current()
         if live is None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from components.session import require_admin
@@ -60,6 +61,7 @@ class _ReviewPage:
             self._next = ui.button(icon='chevron_right', on_click=lambda: self._page(PAGE_SIZE)) \
                 .props('flat round dense').mark('quota-next')
 
+    @admin_handler
     async def show(self) -> None:
         try:
             async with get_database().session() as session:
@@ -83,6 +85,7 @@ class _ReviewPage:
         self._prev.set_enabled(self._offset > 0)
         self._next.set_enabled(last < page.total)
 
+    @admin_handler
     async def watch(self) -> None:
         """Offer to show what arrived since the list was drawn (new requests, or decisions made elsewhere)."""
         try:
@@ -94,6 +97,7 @@ class _ReviewPage:
             self._refresh.text = 'New requests or decisions: show them'
             self._refresh.props('color=primary')
 
+    @admin_handler
     async def _page(self, step: int) -> None:
         self._offset = max(0, self._offset + step)
         await self.show()
@@ -139,6 +143,7 @@ class _RequestCard:
                          + (f': {row.review_note}' if row.review_note else '')).classes('text-sm') \
                     .mark(f'decision-{row.id}')
 
+    @admin_handler
     async def _decide(self, approve: bool) -> None:
         if approve and not all([element.validate() for element in self._inputs.values()]):
             return

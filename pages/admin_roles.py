@@ -11,6 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.notify import notify_failure
 from components.session import require_admin
 from core.admin.cluster_actions import Actor
@@ -58,6 +59,7 @@ class RolesSection:
                     label, value=getattr(role, field), min=least, step=1, format='%d',
                     validation=whole_number(least, optional=False)).classes('w-36').mark(f'{marker}-{role.name}')
 
+            @admin_handler
             async def save() -> None:
                 if not all([element.validate() for element in inputs.values()]):
                     return

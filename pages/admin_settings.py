@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from components.session import require_admin
@@ -37,6 +38,7 @@ def register() -> None:
                      rows=[{'name': name, 'value': value} for name, value in site_settings.read_only(_live())],
                      row_key='name').props('flat dense').classes('w-full').mark('read-only-settings')
 
+            @admin_handler
             async def load() -> None:
                 try:
                     async with get_database().session() as session:
@@ -98,6 +100,7 @@ class _SettingRow:
         self.input.value = '' if masked else state.value
         self.reset_button.set_enabled(state.source == 'console')  # otherwise the environment's value is in force
 
+    @admin_handler
     async def save(self) -> None:
         self.error.set_text('')
         try:
@@ -115,6 +118,7 @@ class _SettingRow:
         self.show(state)
         ui.notify(f'{state.label}: {_text(state.value)}, in force now', type='positive')
 
+    @admin_handler
     async def reset(self) -> None:
         self.error.set_text('')
         try:

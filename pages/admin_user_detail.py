@@ -12,6 +12,7 @@ from typing import Any
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.confirm import confirm
 from components.notify import notify_failure
 from components.session import require_admin
@@ -42,6 +43,7 @@ class UserDetail:
     def set_roles(self, options: dict[str, str]) -> None:
         self._roles = options
 
+    @admin_handler
     async def open(self, username: str) -> None:
         try:
             async with get_database().session() as session:
@@ -89,6 +91,7 @@ class UserDetail:
                 .classes('w-40').mark('user-role')
             error = ui.label('').classes('text-red-600 text-sm self-center').mark('user-error')
 
+            @admin_handler
             async def save() -> None:
                 error.text = ''
                 if not email.validate():
@@ -112,6 +115,7 @@ class UserDetail:
 
             ui.button('Save', icon='save', on_click=save).classes('self-center').mark('user-save')
 
+    @admin_handler
     async def _set_active(self, row: UserRow, active: bool) -> None:
         if not active and not await confirm(
                 f'Deactivate {row.username}?', ok='Deactivate',
@@ -147,6 +151,7 @@ class UserDetail:
         ui.label(_in_force(effective)).classes('text-sm').mark('quota-effective')
         error = ui.label('').classes('text-red-600 text-sm').mark('quota-error')
 
+        @admin_handler
         async def save(clear: bool = False) -> None:
             error.text = ''
             if not clear and not all([element.validate() for element in inputs.values()]):
@@ -189,6 +194,7 @@ class UserDetail:
                         ui.button('Revoke', on_click=lambda k=key: self._revoke(row.username, k)) \
                             .props('flat dense color=negative').mark(f'revoke-{key.id}')
 
+    @admin_handler
     async def _revoke(self, username: str, key: KeyRow) -> None:
         if not await confirm(f'Revoke the key {key.name} ({key.prefix}…)?', ok='Revoke',
                              detail='Programs using it are refused within seconds. This cannot be undone.'):

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from nicegui import ui
 
+from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from components.session import require_admin
@@ -34,6 +35,7 @@ def register() -> None:
             page = _UsersPage()
             roles = RolesSection()
 
+            @admin_handler
             async def load() -> None:
                 await page.load_roles()
                 await page.show()
@@ -126,14 +128,17 @@ class _UsersPage:
             ui.button('Manage', on_click=lambda name=row.username: self._detail.open(name)) \
                 .props('flat dense').classes(next(widths)).mark(f'manage-{row.username}')
 
+    @admin_handler
     async def _first_page(self) -> None:
         self._offset = 0
         await self.show()
 
+    @admin_handler
     async def _previous(self) -> None:
         self._offset = max(0, self._offset - users.PAGE_SIZE)
         await self.show()
 
+    @admin_handler
     async def _following(self) -> None:
         self._offset += users.PAGE_SIZE
         await self.show()
@@ -180,6 +185,7 @@ class _CreateForm:
     def set_roles(self, options: dict[str, str]) -> None:
         self._role.set_options(options, value='student' if 'student' in options else next(iter(options), None))
 
+    @admin_handler
     async def _create(self) -> None:
         self._error.text = ''
         fields = (self._username, self._email, self._password)

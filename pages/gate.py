@@ -13,10 +13,10 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from components.session import signed_in
+from components.session import SESSION_START_PATH, signed_in
 
 # Pages anyone may open; everything else needs a session, and /admin an admin's.
-PUBLIC_PATHS = frozenset({'/', '/models', '/login', '/logout'})
+PUBLIC_PATHS = frozenset({'/', '/models', '/login', '/logout', SESSION_START_PATH})
 PUBLIC_PREFIXES = ('/_nicegui', '/favicon', '/static')
 FORBIDDEN = '<h1>403 Forbidden</h1><p>This page is for administrators. <a href="/dashboard">Your dashboard</a></p>'
 

@@ -6,7 +6,7 @@ from nicegui import ui
 from starlette.responses import RedirectResponse
 
 from components.frame import frame
-from components.session import session_user, sign_in, sign_out
+from components.session import same_site_path, session_user, sign_in, sign_out
 from core.accounts.service import authenticate_password
 from core.db import get_database
 from core.models import Role, utcnow
@@ -32,8 +32,8 @@ def register() -> None:
                 assert role is not None
                 user.last_login_at = utcnow()
                 await session.commit()
-                sign_in(user, role)
-            ui.navigate.to(_safe(redirect_to) or ('/admin' if role.is_admin else '/dashboard'))
+                then = _safe(redirect_to) or ('/admin' if role.is_admin else '/dashboard')
+            ui.navigate.to(sign_in(user, then=then))  # through a new session id (components/session.py)
 
         with frame('Log in'), ui.card().classes('w-96 self-center'):
             username = ui.input('Username').props('autofocus autocomplete=username').classes('w-full') \
@@ -52,5 +52,6 @@ def register() -> None:
 
 
 def _safe(target: str) -> str:
-    """Only paths on this site: a redirect_to of https://elsewhere must not take a fresh login with it."""
-    return target if target.startswith('/') and not target.startswith('//') else ''
+    """Only paths on this site: a redirect_to of https://elsewhere (or /\\elsewhere, which browsers read as
+    //elsewhere) must not take a fresh login with it."""
+    return same_site_path(target)

@@ -52,6 +52,9 @@ class SimConfig:
     # vLLM: started with --reasoning-parser (reasoning in message.reasoning / delta.reasoning). False: the
     # reasoning stays in the content, between <think> and </think>, as a server without the parser sends it.
     reasoning_parser: bool = True
+    # The answer's text, as given, instead of the vocabulary answer (vLLM chat, Ollama chat and generate; structured
+    # output and tool calls are unchanged): for tests of what a client does with a given answer. None: the vocabulary.
+    reply: str | None = None
 
     def resolved(self, engine: Engine) -> SimConfig:
         """A copy with the engine defaults filled in."""
@@ -106,7 +109,7 @@ _INTS = frozenset(
     {'tokens', 'fault_after_tokens', 'embedding_dim', 'context_length', 'thinking_tokens', 'max_concurrency'}
 )
 _OPTIONAL_INTS = frozenset({'queue_limit'})
-_OPTIONAL_STRS = frozenset({'fault', 'version'})
+_OPTIONAL_STRS = frozenset({'fault', 'version', 'reply'})
 _BOOLS = frozenset({'schema_violation', 'reasoning_parser'})
 
 

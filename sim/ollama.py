@@ -31,6 +31,7 @@ from sim.text import (
     embedding_vector,
     expected_text,
     prompt_token_ids,
+    reply_tokens,
     seed_message,
     vision_seed_text,
     word_id,
@@ -116,6 +117,8 @@ class OllamaEngine(OllamaModels):
         if constraint is not None:
             answer = expected_text(seed, self.config.tokens)
             pieces = json_pieces(constrained_text(constraint, seed, answer, self.config.schema_violation))
+        elif self.config.reply is not None:
+            pieces = reply_tokens(self.config.reply)
         think = self.config.thinking_tokens if thinking else 0
         job.plan_answer(seed, self.config.tokens, limit, stops, think, pieces)
 

@@ -10,6 +10,7 @@ public contract and must not change casually:
   i of the byte stream BLAKE2b-512(k as 8 bytes little-endian + seed text as UTF-8) for k = 0, 1, 2, ...
   Token 0 is the first word; every later token is a space followed by the next word, so the text of n tokens
   is the n words joined by single spaces (no leading or trailing space). A longer answer extends a shorter one.
+* The `reply` knob replaces the answer's words with its text, streamed `REPLY_PIECE_CHARS` characters a token.
 * Prompt tokens: every text counts its whitespace-separated words plus one (the "turn" token), see
   `count_prompt_tokens`.
 """
@@ -24,6 +25,8 @@ import struct
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+REPLY_PIECE_CHARS = 8  # the `reply` knob's text streams in pieces of this many characters, one per token
 
 # 64 short, plain words: no punctuation, so that stop sequences and JSON escaping never surprise a test.
 VOCABULARY: tuple[str, ...] = (
@@ -129,6 +132,11 @@ def expected_tokens(seed_text: str, n_tokens: int) -> tuple[str, ...]:
 def expected_text(seed_text: str, n_tokens: int) -> str:
     """The answer text of `n_tokens` tokens for `seed_text` (the words joined by single spaces)."""
     return ' '.join(_words(seed_text, n_tokens))
+
+
+def reply_tokens(reply: str) -> tuple[str, ...]:
+    """The tokens a given answer text (the `reply` knob) streams as: pieces of a few characters."""
+    return tuple(reply[i : i + REPLY_PIECE_CHARS] for i in range(0, len(reply), REPLY_PIECE_CHARS)) or ('',)
 
 
 def expected_thinking_tokens(seed_text: str, n_tokens: int) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from sim.engine import Job, dumps, is_pooling_model, is_thinking_model, is_vision_model
 from sim.http import Request, Response, StreamResponse
 from sim.structured import Constraint, constrained_text, json_pieces
-from sim.text import chat_prompt, expected_text, seed_message, vision_seed_text
+from sim.text import chat_prompt, expected_text, reply_tokens, seed_message, vision_seed_text
 from sim.tools import TOOL_CALL_TOKENS, ToolCall, argument_fragments, auto_tool_calls, calls_for, tool_names
 from sim.vllm_base import DONE, SSE, BadRequest, VllmBase, field_error, int_or_none, rid
 
@@ -122,6 +122,8 @@ class VllmChat(VllmBase):
             if constraint is not None:
                 answer = expected_text(seed, self.config.tokens)
                 pieces = json_pieces(constrained_text(constraint, seed, answer, self.config.schema_violation))
+            elif self.config.reply is not None:
+                pieces = reply_tokens(self.config.reply)
             job.plan_answer(seed, self.config.tokens, limit, self.stops(body), thinking, pieces)
         style = _Style(choice, not self.config.reasoning_parser)
         if body.get('stream') is True:

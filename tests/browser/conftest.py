@@ -76,9 +76,10 @@ def wait_for_text(driver: webdriver.Chrome, text: str, timeout: float = 15) -> N
         expected_conditions.presence_of_element_located((By.XPATH, f'//*[contains(normalize-space(.), "{text}")]')))
 
 
-def sign_in(driver: webdriver.Chrome, url: str, username: str, password: str) -> None:
+def sign_in(driver: webdriver.Chrome, url: str, username: str, password: str, *, login: str = '/login') -> None:
+    """Sign out, open the login page (`login`: its path and query) and send the form."""
     driver.get(f'{url}/logout')
-    driver.get(f'{url}/login')
+    driver.get(f'{url}{login}')
     WebDriverWait(driver, 15).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, 'input')))
     fields = driver.find_elements(By.CSS_SELECTOR, 'input')
     fields[0].send_keys(username)

@@ -304,3 +304,20 @@ async def test_metrics(http: httpx.AsyncClient) -> None:
         '# TYPE vllm:prompt_tokens counter',
     ):
         assert line in text.splitlines()
+
+
+async def test_the_reply_knob_makes_the_answer_a_given_text(client: openai.AsyncOpenAI,
+                                                            http: httpx.AsyncClient) -> None:
+    reply = 'Here: <img src="http://x/y"> and `code` — 🌊'
+    assert (await http.post('/_sim/config', json={'reply': reply})).status_code == 200
+
+    answer = await client.chat.completions.create(model=VLLM_CHAT_MODEL, messages=MESSAGES)
+    stream = await client.chat.completions.create(model=VLLM_CHAT_MODEL, messages=MESSAGES, stream=True)
+    pieces = [chunk.choices[0].delta.content async for chunk in stream
+              if chunk.choices and chunk.choices[0].delta.content]
+    assert answer.choices[0].message.content == reply
+    assert ''.join(pieces) == reply and len(pieces) > 3  # streamed a few characters at a time
+
+    assert (await http.post('/_sim/config', json={'reply': None})).status_code == 200
+    answer = await client.chat.completions.create(model=VLLM_CHAT_MODEL, messages=MESSAGES)
+    assert answer.choices[0].message.content == expected_text(PROMPT, 6)

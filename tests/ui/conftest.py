@@ -6,6 +6,8 @@ find the running services (core.runtime) as they do in `mindrouter serve`; `admi
 that app with an admin key, to set up state the way an operator would.
 
 List `people` (or `database`) before `user`: the database must exist when NiceGUI builds the app.
+
+The simulated user acts in the page it has open (`acting_in_the_open_page`), as a browser does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from nicegui import ui
+from nicegui.storage import request_contextvar
 from nicegui.testing import User
 
 from app.factory import create_api_app
@@ -31,6 +34,22 @@ STUDENT = ('stu', 'stupass12')
 @pytest.fixture(params=['sqlite'])
 def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:  # the UI suite runs on SQLite
     return f'sqlite+aiosqlite:///{tmp_path}/ui.db'
+
+
+@pytest.fixture(autouse=True)
+def acting_in_the_open_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A browser's events carry the request of the page they come from (NiceGUI keeps it per listener), so
+    `app.storage.user` is that page's session. The simulated user's clicks and typing run instead with the last
+    request the test itself made, which after signing in (a new session id, components/session.py) is the
+    signed-out login page's. Every interaction starts with `user.find`: make it act in the open page."""
+    find = User.find
+
+    def find_in_open_page(self: User, *args: Any, **kwargs: Any) -> Any:
+        if self.client is not None:
+            request_contextvar.set(self.client.request)
+        return find(self, *args, **kwargs)
+
+    monkeypatch.setattr(User, 'find', find_in_open_page)
 
 
 @pytest.fixture
