@@ -55,6 +55,10 @@ class SimConfig:
     # The answer's text, as given, instead of the vocabulary answer (vLLM chat, Ollama chat and generate; structured
     # output and tool calls are unchanged): for tests of what a client does with a given answer. None: the vocabulary.
     reply: str | None = None
+    # A scripted tool call, {"name": ..., "arguments": {...}}: a request offering a tool of that name, whose
+    # conversation does not end with a tool result, calls it instead of following the weather rule; for tests of
+    # what a client (a coding agent) does with a call of one of its own tools. None: the weather rule.
+    tool_call: dict[str, Any] | None = None
 
     def resolved(self, engine: Engine) -> SimConfig:
         """A copy with the engine defaults filled in."""
@@ -99,6 +103,10 @@ class SimConfig:
             raise ValueError('queue_limit must be >= 0')
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f'fault must be one of {", ".join(FAULTS)} or null')
+        if self.tool_call is not None and not (
+                isinstance(self.tool_call.get('name'), str) and self.tool_call['name']
+                and isinstance(self.tool_call.get('arguments', {}), dict)):
+            raise ValueError('tool_call must be {"name": "<tool>", "arguments": {...}} or null')
         if self.fault_scope not in FAULT_SCOPES:
             raise ValueError(f'fault_scope must be one of {", ".join(FAULT_SCOPES)}')
 
@@ -135,6 +143,10 @@ def _coerce(key: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f'{key} must be a string or null')
         return value
+    if key == 'tool_call':
+        if value is None or isinstance(value, dict):
+            return value
+        raise ValueError('tool_call must be an object or null')
     if key == 'models':
         if isinstance(value, str):
             value = [m.strip() for m in value.split(',') if m.strip()]

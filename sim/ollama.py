@@ -190,7 +190,7 @@ class OllamaEngine(OllamaModels):
             seed = vision_seed_text(seed, images_in(seed_message(messages)))
         job = Job(card.name, prompt_tokens)
         job.load_s = load_s
-        calls = auto_tool_calls(tools, messages) if tools else []
+        calls = auto_tool_calls(tools, messages, self.config.tool_call) if tools else []
         if calls:
             job.plan_tool_calls(calls, seed, self.config.thinking_tokens if thinking else 0)
         else:

@@ -7,6 +7,8 @@ The rule (part of the contract tests rely on, see sim/README.md):
   with arguments `{"location": <City>}`; no city mentioned -> one call for Paris.
 * When the last message is a tool result (role `tool`), the model answers in text instead: a conversation that
   has just run the tools is done with them (otherwise a client looping on tool calls would never end).
+* The `tool_call` knob scripts the call instead: a request offering a tool of that name calls it once, with the
+  knob's arguments, whatever the user said (the result rule above still ends the loop).
 * vLLM's `tool_choice` can force a call (`required`: the first tool; a named function: that tool) even without
   the trigger word and after a tool result, or forbid one (`none`). Ollama has no such field.
 """
@@ -80,11 +82,14 @@ def calls_for(name: str, messages: Sequence[Any]) -> list[ToolCall]:
     return [ToolCall(name, {'location': city}) for city in cities]
 
 
-def auto_tool_calls(tools: Any, messages: Sequence[Any]) -> list[ToolCall]:
-    """The calls the model decides to make on its own (`tool_choice` auto, and every Ollama request)."""
+def auto_tool_calls(tools: Any, messages: Sequence[Any], scripted: Mapping[str, Any] | None = None) -> list[ToolCall]:
+    """The calls the model decides to make on its own (`tool_choice` auto, and every Ollama request). A scripted
+    call (the `tool_call` knob) replaces the weather rule when the request offers that tool."""
     names = tool_names(tools)
     if not names or ends_with_tool_result(messages):
         return []
+    if scripted is not None and scripted['name'] in names:
+        return [ToolCall(scripted['name'], dict(scripted.get('arguments') or {}))]
     if TOOL_TRIGGER_WORD not in last_user_text(messages).lower():
         return []
     return calls_for(names[0], messages)

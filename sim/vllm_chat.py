@@ -114,7 +114,7 @@ class VllmChat(VllmBase):
             return self.bad(e)
         job = Job(model, prompt_tokens)
         thinking = min(self._thinking_tokens(model, body), limit)
-        calls = self._calls(body, choice, forced, messages)
+        calls = self._calls(body, choice, forced, messages, self.config.tool_call)
         if calls:
             job.plan_tool_calls(calls, seed, thinking)
         else:
@@ -164,12 +164,13 @@ class VllmChat(VllmBase):
         return 'named', name
 
     @staticmethod
-    def _calls(body: dict[str, Any], choice: ToolChoice, forced: str | None, messages: list[Any]) -> list[ToolCall]:
+    def _calls(body: dict[str, Any], choice: ToolChoice, forced: str | None, messages: list[Any],
+               scripted: dict[str, Any] | None) -> list[ToolCall]:
         if choice == 'named' and forced is not None:
             return calls_for(forced, messages)
         if choice == 'required':
             return calls_for(tool_names(body.get('tools'))[0], messages)
-        return auto_tool_calls(body.get('tools'), messages) if choice == 'auto' else []
+        return auto_tool_calls(body.get('tools'), messages, scripted) if choice == 'auto' else []
 
     @staticmethod
     def _constraint(body: dict[str, Any]) -> Constraint | None:

@@ -196,3 +196,28 @@ async def test_root_and_version(http: httpx.AsyncClient) -> None:
     r = await http.head('/')
     assert r.status_code == 200 and r.content == b''
     assert (await http.get('/api/version')).json() == {'version': '0.12.0'}
+
+
+async def test_the_tool_call_knob_calls_an_offered_tool_once(client: ollama_sdk.AsyncClient,
+                                                             http: httpx.AsyncClient) -> None:
+    tools = [{'type': 'function', 'function': {'name': name, 'parameters': {'type': 'object'}}}
+             for name in ('Read', 'Bash')]
+    script = {'name': 'Bash', 'arguments': {'command': 'ls'}}
+    assert (await http.post('/_sim/config', json={'tool_call': script})).status_code == 200
+    messages = [{'role': 'user', 'content': 'What files are here?'}]  # no trigger word
+
+    r = await client.chat(model='llama3.2', messages=messages, tools=tools, stream=False)
+    assert r.message.tool_calls is not None and len(r.message.tool_calls) == 1
+    assert r.message.tool_calls[0].function.name == 'Bash'
+    assert r.message.tool_calls[0].function.arguments == {'command': 'ls'}
+    # the result comes back: the model answers in text
+    done = [*messages, {'role': 'assistant', 'content': '', 'tool_calls': [r.message.tool_calls[0].model_dump()]},
+            {'role': 'tool', 'content': 'README.md'}]
+    r = await client.chat(model='llama3.2', messages=done, tools=tools, stream=False)
+    assert not r.message.tool_calls and r.message.content
+    # a request that does not offer the tool answers as usual
+    r = await client.chat(model='llama3.2', messages=messages, tools=tools[:1], stream=False)
+    assert not r.message.tool_calls
+
+    bad = await http.post('/_sim/config', json={'tool_call': {'arguments': {}}})
+    assert bad.status_code == 400

@@ -321,3 +321,27 @@ async def test_the_reply_knob_makes_the_answer_a_given_text(client: openai.Async
     assert (await http.post('/_sim/config', json={'reply': None})).status_code == 200
     answer = await client.chat.completions.create(model=VLLM_CHAT_MODEL, messages=MESSAGES)
     assert answer.choices[0].message.content == expected_text(PROMPT, 6)
+
+
+async def test_the_tool_call_knob_calls_an_offered_tool_once(client: openai.AsyncOpenAI,
+                                                             http: httpx.AsyncClient) -> None:
+    tools: list[ChatCompletionToolParam] = [
+        {'type': 'function', 'function': {'name': name, 'parameters': {'type': 'object'}}} for name in ('Read', 'Bash')
+    ]
+    script = {'name': 'Read', 'arguments': {'file_path': '/tmp/x'}}
+    assert (await http.post('/_sim/config', json={'tool_call': script})).status_code == 200
+    messages: list[ChatCompletionMessageParam] = [{'role': 'user', 'content': 'Show me the file.'}]
+
+    r = await client.chat.completions.create(model=VLLM_CHAT_MODEL, messages=messages, tools=tools)
+    calls = r.choices[0].message.tool_calls
+    assert calls is not None and len(calls) == 1 and r.choices[0].finish_reason == 'tool_calls'
+    assert calls[0].function.name == 'Read' and json.loads(calls[0].function.arguments) == {'file_path': '/tmp/x'}
+
+    done: list[ChatCompletionMessageParam] = [
+        *messages,
+        {'role': 'assistant', 'tool_calls': [{'id': calls[0].id, 'type': 'function',
+                                              'function': {'name': 'Read', 'arguments': calls[0].function.arguments}}]},
+        {'role': 'tool', 'tool_call_id': calls[0].id, 'content': 'hello'},
+    ]
+    r = await client.chat.completions.create(model=VLLM_CHAT_MODEL, messages=done, tools=tools)
+    assert not r.choices[0].message.tool_calls and r.choices[0].message.content
