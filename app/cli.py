@@ -104,7 +104,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                  (True, False): 'app.factory:serve_api', (True, True): 'app.factory:serve_demo_api'}
     target = factories[(args.no_ui, args.demo)]
     uvicorn.run(target, factory=True, host=args.host or settings.host, port=args.port or settings.port,
-                workers=args.workers, log_level=settings.log_level, access_log=settings.access_log)
+                workers=args.workers, log_level=settings.log_level, access_log=settings.access_log,
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
     return 0
 
 
