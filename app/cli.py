@@ -125,7 +125,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn (and each worker process it spawns) logs through our handlers and format; its own access line
     # stays off (it carries the query string): ACCESS_LOG is app/access_log.py's line.
     uvicorn.run(target, factory=True, host=host, port=port, workers=args.workers, log_level=settings.log_level,
-                log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False)
+                log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False,
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
     return 0
 
 

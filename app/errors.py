@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from app.responses import JSONResponse
-from core.errors import MindRouterError
+from core.errors import DatabaseUnavailable, MindRouterError
 
 log = logging.getLogger('mindrouter.api')
 
@@ -76,7 +76,11 @@ def domain_error_response(path: str, exc: MindRouterError) -> JSONResponse:
     headers = {'WWW-Authenticate': 'Bearer'} if exc.status_code == 401 else None
     if exc.retry_after is not None:
         headers = {**(headers or {}), 'Retry-After': str(max(1, math.ceil(exc.retry_after)))}
-    return error_response(dialect_for(path), exc.status_code, exc.message, error_type=exc.error_type,
+    message = exc.message
+    if isinstance(exc, DatabaseUnavailable):  # names the database's host: for the log and /readyz, not callers
+        log.debug('%s: %s', path, exc.message)
+        message = 'The service cannot reach its database; try again shortly.'
+    return error_response(dialect_for(path), exc.status_code, message, error_type=exc.error_type,
                           param=exc.param, code=exc.code, headers=headers)
 
 

@@ -30,6 +30,7 @@ from app.routers import (
     search,
     telemetry,
 )
+from app.security_headers import SecurityHeaders
 from core import __version__
 from core.config import get_settings
 
@@ -40,6 +41,8 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
                   description='One API (OpenAI, Ollama, Anthropic) over a cluster of Ollama and vLLM servers.')
     app.state.demo = demo
     install_error_handlers(app)
+    # Outermost: covers every route and the NiceGUI pages mounted on this app later (main.py).
+    app.add_middleware(SecurityHeaders, production=get_settings().is_production)
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(openai.router)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.errors import domain_error_response, unexpected_error_response
+from app.security_headers import NOSNIFF
 from core.errors import MindRouterError
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -41,4 +42,5 @@ class HotPaths:
             response = domain_error_response(scope['path'], exc)
         except Exception as exc:
             response = unexpected_error_response(scope['method'], scope['path'], exc)
+        response.raw_headers.append(NOSNIFF)  # what app/security_headers.py gives the rest, once per response
         await response(scope, receive, send)

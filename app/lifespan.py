@@ -18,6 +18,7 @@ from core import runtime
 from core.accounts.api_keys import ApiKeyAuthenticator
 from core.accounts.key_usage import KeyUsageWriter
 from core.accounts.service import principal_loader
+from core.accounts.sign_in import close_sign_in_guard
 from core.admin import site_settings
 from core.audit.writer import AuditWriter
 from core.chat import files as chat_files
@@ -153,6 +154,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await control_client.aclose()
         await audit.stop()  # flushes what is still in memory
         await usage_writer.stop()
+        await close_sign_in_guard()  # the login page's (its Redis connection)
         await dispose_database()
 
 

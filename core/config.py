@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     log_level: Literal['debug', 'info', 'warning', 'error'] = 'info'
     log_format: Literal['text', 'json'] = 'text'  # json: one object per line, for a log collector
     access_log: bool = False  # a line per request costs CPU on the hot path; the audit log records requests
+    # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
+    # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
+    login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock
+    login_max_failures_per_address: int = Field(default=20, ge=1)  # per client address (NAT: many people)
+    login_failure_window: float = Field(default=900.0, gt=0)  # seconds a failure is remembered after the last
+    login_lockout_seconds: float = Field(default=30.0, gt=0)  # the first lock; doubles with each later failure
+    login_lockout_max_seconds: float = Field(default=900.0, gt=0)  # the longest lock
+    login_max_concurrent_checks: int = Field(default=4, ge=1)  # argon2 verifies at once in one process
+    # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips): comma-separated IPs or
+    # networks, or *. Requests from anywhere else are taken to come from their peer address.
+    forwarded_allow_ips: str = '127.0.0.1,::1'
     api_key_cache_ttl: float = Field(default=3.0, gt=0, le=5.0)
     api_key_usage_flush_interval: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # larger bodies get 413

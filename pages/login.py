@@ -7,8 +7,9 @@ from starlette.responses import RedirectResponse
 
 from components.frame import frame
 from components.session import same_site_path, session_user, sign_in, sign_out
-from core.accounts.service import authenticate_password
+from core.accounts.sign_in import get_sign_in_guard
 from core.db import get_database
+from core.errors import LimitExceeded
 from core.models import Role, utcnow
 
 
@@ -23,7 +24,14 @@ def register() -> None:
                 error.text = 'Enter your username and password.'
                 return
             async with get_database().session() as session:
-                user = await authenticate_password(session, username=username.value.strip(), password=password.value)
+                try:  # throttled per account and per address (docs/security.md#sign-in)
+                    user = await get_sign_in_guard().authenticate(
+                        session, username=username.value.strip(), password=password.value,
+                        address=ui.context.client.ip or 'unknown')  # the peer, or what a trusted proxy says
+                except LimitExceeded as exc:
+                    error.text = exc.message
+                    password.value = ''
+                    return
                 if user is None:
                     error.text = 'Wrong username or password, or the account is deactivated.'
                     password.value = ''

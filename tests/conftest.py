@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.engine import make_url
 
 from core import migrations
+from core.accounts.sign_in import close_sign_in_guard
 from core.config import reset_settings
 from core.db import Database, dispose_database
 
@@ -29,7 +30,7 @@ _SETTINGS_ENV = ('DATABASE_URL', 'SECRET_KEY', 'REDIS_URL', 'MINDROUTER_ENV', 'A
 @pytest.fixture(autouse=True)
 async def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Path]:
     """Each test gets its own data folder and default settings, whatever the developer's shell exports,
-    and no process-wide database survives into the next test."""
+    and no process-wide database (or sign-in throttle) survives into the next test."""
     for name in _SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     data_dir = tmp_path / 'data'
@@ -38,6 +39,7 @@ async def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     reset_settings()
     yield data_dir
     await dispose_database()
+    await close_sign_in_guard()  # failed sign-ins counted in one test must not lock the next one out
     reset_settings()
 
 

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
+from app.client_address import is_local_caller
+from app.deps import presented_api_key, require_api_key
 from app.responses import JSONResponse
 from core.db import Database
-from core.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable, MindRouterError
 from core.status.metrics import GatewayMetrics
 
 router = APIRouter(tags=['Health'])
@@ -26,17 +28,22 @@ async def healthz() -> JSONResponse:
 
 @router.get('/readyz', response_class=JSONResponse)
 async def readyz(request: Request) -> JSONResponse:
+    """`ready` or `unavailable` (503) for anyone; where the database is and why it is unavailable only for an
+    admin key or a caller on this machine, since it maps the deployment for an attacker."""
     database: Database = request.app.state.database
     expected: str = request.app.state.schema_head
     try:
         current = await asyncio.wait_for(database.schema_revision(), _READY_TIMEOUT)
     except DatabaseUnavailable as exc:
-        return _unavailable(exc.message)
+        return await _unavailable(request, exc.message)
     except TimeoutError:
-        return _unavailable(f'the database at {database.location} did not answer within {_READY_TIMEOUT:g} s')
+        return await _unavailable(request, f'the database at {database.location} did not answer within '
+                                           f'{_READY_TIMEOUT:g} s')
     if current != expected:
         state = 'empty (no migrations applied)' if current is None else f'at revision {current}'
-        return _unavailable(f'database schema is {state}, expected {expected}: run `mindrouter migrate`')
+        return await _unavailable(request, f'database schema is {state}, expected {expected}: run `mindrouter migrate`')
+    if not await _may_see_details(request):
+        return JSONResponse({'status': 'ready'})
     return JSONResponse({'status': 'ready', 'database': database.location, 'schema': current})
 
 
@@ -47,5 +54,18 @@ async def metrics(request: Request) -> Response:
     return Response(gateway_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-def _unavailable(reason: str) -> JSONResponse:
-    return JSONResponse({'status': 'unavailable', 'reason': reason}, status_code=503)
+async def _unavailable(request: Request, reason: str) -> JSONResponse:
+    body = {'status': 'unavailable', 'reason': reason} if await _may_see_details(request) else {'status': 'unavailable'}
+    return JSONResponse(body, status_code=503)
+
+
+async def _may_see_details(request: Request) -> bool:
+    if is_local_caller(request):
+        return True
+    if presented_api_key(request) is None:
+        return False
+    try:  # a probe never fails for its key: a bad or non-admin one gets the status only
+        principal = await asyncio.wait_for(require_api_key(request), _READY_TIMEOUT)
+    except (MindRouterError, TimeoutError):
+        return False
+    return principal.is_admin

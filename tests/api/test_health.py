@@ -1,12 +1,33 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from app.factory import create_api_app
 from core import migrations
+from core.accounts import service as accounts
 from core.config import reset_settings
+from core.db import Database
+
+REMOTE = ('203.0.113.5', 40000)  # a caller on another machine (the default ASGI test client is 127.0.0.1)
+
+
+@pytest.fixture
+async def remote(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app, client=REMOTE),
+                                 base_url='http://mindrouter.test') as http:
+        yield http
+
+
+async def _key(database: Database, username: str, role: str) -> str:
+    async with database.session() as session:
+        await accounts.create_user(session, username=username, role=role)
+        _, key = await accounts.create_api_key(session, username=username)
+    return key
 
 
 async def test_healthz_answers_without_the_database(client: httpx.AsyncClient) -> None:
@@ -43,3 +64,38 @@ async def test_readyz_is_503_naming_the_host_when_the_database_is_unreachable(
     assert response.status_code == 503
     assert '127.0.0.1:9' in response.json()['reason']
     assert 'pw' not in response.json()['reason']
+
+
+async def test_readyz_tells_an_anonymous_caller_the_status_only(remote: httpx.AsyncClient, database: Database) -> None:
+    student = await _key(database, 'stu', 'student')
+    for headers in ({}, {'X-API-Key': student}, {'X-API-Key': 'mr_not-a-key'}):
+        response = await remote.get('/readyz', headers=headers)
+        assert (response.status_code, response.json()) == (200, {'status': 'ready'})
+
+
+async def test_readyz_tells_an_admin_key_where_the_database_is(remote: httpx.AsyncClient, database: Database) -> None:
+    admin = await _key(database, 'root', 'admin')
+    response = await remote.get('/readyz', headers={'Authorization': f'Bearer {admin}'})
+    assert response.status_code == 200
+    assert response.json() == {'status': 'ready', 'database': database.location, 'schema': migrations.head_revision()}
+
+
+async def test_readyz_tells_a_caller_on_this_machine_but_not_one_behind_a_local_proxy(
+        client: httpx.AsyncClient, database: Database) -> None:
+    local = await client.get('/readyz')
+    assert local.json()['database'] == database.location
+    proxied = await client.get('/readyz', headers={'X-Forwarded-For': '203.0.113.5'})
+    assert proxied.json() == {'status': 'ready'}
+
+
+async def test_an_unreachable_database_is_named_to_no_anonymous_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('DATABASE_URL', 'mysql+aiomysql://mr:pw@db.internal.example:9/mindrouter')
+    reset_settings()
+    app = create_api_app()
+    async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app, client=REMOTE),
+                                                       base_url='http://t') as http:
+        ready = await http.get('/readyz')
+        models = await http.get('/v1/models', headers={'Authorization': 'Bearer mr_guessed'})
+    assert (ready.status_code, ready.json()) == (503, {'status': 'unavailable'})
+    assert models.status_code == 503 and models.json()['error']['code'] == 'database_unavailable'
+    assert 'db.internal.example' not in models.text

@@ -63,6 +63,7 @@ def browser() -> Iterator[webdriver.Chrome]:
     for argument in ('headless=new', 'no-sandbox', 'disable-dev-shm-usage', 'window-size=1400,1000'):
         options.add_argument(argument)
     options.binary_location = binary
+    options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})  # console messages, CSP violations among them
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.implicitly_wait(0)
     try:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from nicegui.testing import User
 
+from core.accounts import security
+from core.config import reset_settings
 from core.db import Database
 from tests.ui.conftest import ADMIN, STUDENT, log_in
 
@@ -48,3 +53,22 @@ async def test_a_deactivated_account_cannot_sign_in(people: Database, user: User
         await session.commit()
     await log_in(user, *STUDENT)
     await user.should_see('Wrong username or password, or the account is deactivated.', retries=30)
+
+
+async def test_the_sixth_wrong_password_is_refused_unchecked_and_the_right_one_works_after_the_lock(
+        people: Database, user: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('LOGIN_LOCKOUT_SECONDS', '3')
+    reset_settings()
+    checked: list[str] = []
+    real = security.verify_password
+    monkeypatch.setattr(security, 'verify_password', lambda password, stored: checked.append(password) or
+                        real(password, stored))
+    for n in range(5):
+        await log_in(user, STUDENT[0], f'guess-{n}')
+        await user.should_see('Wrong username or password', retries=30)
+    await log_in(user, STUDENT[0], 'guess-5')
+    await user.should_see('Too many failed sign-ins; try again in 3 s.', retries=30)
+    assert checked == [f'guess-{n}' for n in range(5)]  # the sixth never reached argon2
+    await asyncio.sleep(3)
+    await log_in(user, *STUDENT)
+    await user.should_see(marker='nav-logout', retries=30)
