@@ -36,9 +36,11 @@ async def list_models(request: Request) -> JSONResponse:
 @router.patch('/{model:path}')
 async def update_model(model: str, payload: ModelSettingsPatch, request: Request, admin: Admin) -> JSONResponse:
     """Set or clear the context length every request to this model gets (Ollama's num_ctx), and the
-    capabilities requests are routed by (replacing the discovered ones; null: discovered again)."""
+    capabilities requests are routed by (replacing the discovered ones; null: discovered again). The model is
+    named as inference names it: `llama3.2` is `llama3.2:latest`."""
     database: Database = request.app.state.database
     monitor: RegistryMonitor = request.app.state.monitor
+    model = _view(request).resolve(model) or model  # an unknown name: the service says 404
     async with database.session() as session:
         await model_admin.change_settings(session, actor=Actor(id=admin.user_id, name=admin.username, via='api'),
                                           model=model, changes=payload)

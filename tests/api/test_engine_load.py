@@ -61,3 +61,21 @@ async def test_an_admin_sets_a_models_context_length(
 
         cleared = await admin.patch('/api/admin/models/llama3.2:latest', json={'context_length_override': None})
         assert cleared.json()['context_length'] == 32768
+
+
+async def test_a_model_is_named_in_its_settings_as_inference_names_it(admin: httpx.AsyncClient) -> None:
+    """`llama3.2` is `llama3.2:latest` to a chat request, so it is to PATCH /api/admin/models too."""
+    async with SimServer('ollama', SimConfig(context_length=131072)) as engine:
+        await admin.post('/api/admin/backends/register', json={'name': 'o', 'url': engine.url, 'engine': 'ollama'})
+
+        changed = await admin.patch('/api/admin/models/llama3.2', json={'context_length_override': 65536,
+                                                                        'capabilities_override': ['completion']})
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()['name'], changed.json()['context_length'], changed.json()['capabilities']) == (
+            'llama3.2:latest', 65536, ['completion'])
+        listed = {m['name']: m for m in (await admin.get('/api/admin/models')).json()}
+        assert listed['llama3.2:latest']['context_length'] == 65536
+        [logged] = (await admin.get('/api/admin/log', params={'action': 'model.settings'})).json()['rows']
+        assert logged['target'] == 'model llama3.2:latest'
+        assert (await admin.patch('/api/admin/models/llama3.2:8b', json={'context_length_override': 4096})
+                ).status_code == 404  # another tag is another model
