@@ -1,8 +1,9 @@
 """The request pipeline every inference route shares, whatever its dialect.
 
-read the body (413 / 400) → parse (the dialect's translator) → resolve the model (404) → the gateway
-(slot, backend, failover) → render the answer or stream it re-framed → headers with honest timing →
-one audit record on every exit path: success, error, client gone.
+(app/intake.py: authenticate, read the body (413 / 400)) → parse (the dialect's translator) → resolve the model
+(404) → the gateway (slot, backend, failover) → render the answer or stream it re-framed → headers with honest
+timing → one audit record on every exit path: success, error, client gone (app/intake.py records the refusals
+that happen before the pipeline takes over).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from app.responses import JSONResponse
 from core.accounts.api_keys import Principal
 from core.audit.writer import AuditRecord, AuditWriter
 from core.config import Settings
-from core.errors import InvalidRequest, MindRouterError, RequestTooLarge
+from core.errors import MindRouterError
 from core.gateway.image_fetch import prepare_images
 from core.gateway.service import Answered, Gateway, StreamBroken, UpstreamStream
 from core.models import utcnow
@@ -64,6 +65,7 @@ class Exchange:
     request_id: str = field(default_factory=lambda: new_request_id())
     started: float = field(default_factory=time.perf_counter)
     created: int = field(default_factory=lambda: int(time.time()))
+    recorded: bool = False  # its audit record was made (exactly one per request)
 
     def __post_init__(self) -> None:
         REQUEST_ID.set(self.request_id)  # every line logged while it is served carries its id (app/logs.py)
@@ -99,6 +101,7 @@ class Exchange:
 
     def record(self, *, status: str, http_status: int, overhead_ms: float | None = None, **fields: Any) -> None:
         """The request's audit record and metrics: called exactly once per request, on every exit path."""
+        self.recorded = True
         state = self.request.app.state
         audit: AuditWriter = state.audit
         metrics: GatewayMetrics = state.metrics
@@ -119,27 +122,6 @@ class Exchange:
             user_agent=(self.request.headers.get('user-agent') or '')[:255] or None,
             created_at=now - timedelta(milliseconds=total_ms), completed_at=now, **fields,
         ))
-
-
-async def read_json(request: Request, limit: int) -> Any:
-    """The request body as JSON: 413 past `limit` bytes (checked while reading), 400 if it is not JSON."""
-    declared = request.headers.get('content-length')
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge(f'request body is {int(declared)} bytes; the limit is {limit}')
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f'request body exceeds the limit of {limit} bytes')
-        chunks.append(chunk)
-    body = b''.join(chunks)
-    if not body:
-        raise InvalidRequest('missing request body: send a JSON object')
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f'request body is not valid JSON: {exc}') from exc
 
 
 async def complete(exchange: Exchange, chat: ChatRequest,

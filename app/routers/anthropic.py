@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import inference
-from app.deps import Caller, require_api_key
+from app import inference, intake
+from app.deps import Caller
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.registry.view import RegistryView
@@ -22,9 +22,9 @@ _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokeni
 
 
 @router.post('/messages')
-async def messages(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/anthropic/v1/messages')
-    req = dialect.parse_messages(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/anthropic/v1/messages')
+async def messages(exchange: Exchange) -> Response:
+    req = dialect.parse_messages(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     if req.stream:
         return await inference.stream(exchange, req, lambda r, ex: AnthropicMessagesEncoder(
             r, request_id=ex.request_id, model=r.model, input_tokens=estimate_tokens(r)))
@@ -36,7 +36,7 @@ async def messages(request: Request) -> Response:
 async def count_tokens(request: Request, caller: Caller) -> JSONResponse:
     """An estimate (characters / 4): the gateway has no tokenizer for every model it serves."""
     exchange = Exchange(request, caller, '/anthropic/v1/messages/count_tokens')
-    body = await inference.read_json(request, exchange.settings.max_request_bytes)
+    body = await intake.read_json(request, exchange.settings.max_request_bytes)
     if isinstance(body, dict):
         body.setdefault('max_tokens', 1)  # count_tokens takes no max_tokens; the parser requires one
     req = dialect.parse_messages(body)

@@ -10,7 +10,7 @@ import httpx
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import inference
+from app import inference, intake
 from app.deps import Caller, require_api_key
 from app.inference import Exchange
 from app.responses import JSONResponse
@@ -29,9 +29,9 @@ OLLAMA_COMPAT_VERSION = '0.12.0'
 
 
 @router.post('/chat')
-async def chat(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/api/chat')
-    req = dialect.parse_chat(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/api/chat')
+async def chat(exchange: Exchange) -> Response:
+    req = dialect.parse_chat(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     if not req.messages:
         return _loaded(exchange, req, 'message')
     if req.stream:
@@ -42,9 +42,9 @@ async def chat(request: Request) -> Response:
 
 
 @router.post('/generate')
-async def generate(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/api/generate')
-    req = dialect.parse_generate(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/api/generate')
+async def generate(exchange: Exchange) -> Response:
+    req = dialect.parse_generate(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     if not req.prompt and not req.messages:
         return _loaded(exchange, req, 'response')
     if req.stream:
@@ -55,18 +55,18 @@ async def generate(request: Request) -> Response:
 
 
 @router.post('/embed')
-async def embed(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/api/embed')
-    req = dialect.parse_embed(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/api/embed')
+async def embed(exchange: Exchange) -> Response:
+    req = dialect.parse_embed(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     return await inference.embed(exchange, req, lambda answer, ex: dialect.render_embed(
         answer, model=req.model, timings=_timings(ex)))
 
 
 @router.post('/embeddings')
-async def embeddings(request: Request, caller: Caller) -> Response:
+@intake.route('/api/embeddings')
+async def embeddings(exchange: Exchange) -> Response:
     """The legacy single-prompt endpoint: `{"embedding": [...]}`."""
-    exchange = Exchange(request, caller, '/api/embeddings')
-    req = dialect.parse_embeddings(await inference.read_json(request, exchange.settings.max_request_bytes))
+    req = dialect.parse_embeddings(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     return await inference.embed(exchange, req, lambda answer, ex: dialect.render_embeddings(answer))
 
 
@@ -99,7 +99,7 @@ async def running(request: Request, caller: Caller) -> JSONResponse:
 @router.post('/show')
 async def show(request: Request) -> JSONResponse:
     exchange = Exchange(request, await require_api_key(request), '/api/show')
-    body = await inference.read_json(request, exchange.settings.max_request_bytes)
+    body = await intake.read_json(request, exchange.settings.max_request_bytes)
     name = str(body.get('model') or body.get('name') or '') if isinstance(body, dict) else ''
     registry: RegistryView = request.app.state.registry
     info = registry.model_info(name)
@@ -125,7 +125,10 @@ def _loaded(exchange: Exchange, req: ChatRequest, field: str) -> JSONResponse:
     body: dict[str, Any] = {'model': model, 'created_at': dialect.rfc3339(time.time())}
     body[field] = {'role': 'assistant', 'content': ''} if field == 'message' else ''
     body.update(done_reason='load', done=True)
-    return JSONResponse(body)
+    exchange.record(status='completed', http_status=200, model=model)
+    response = JSONResponse(body)
+    response.headers['X-Request-ID'] = exchange.request_id
+    return response
 
 
 def _timings(exchange: Exchange) -> OllamaTimings:

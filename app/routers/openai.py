@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import inference
-from app.deps import Caller, require_api_key
+from app import inference, intake
+from app.deps import Caller
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.errors import ModelNotFound
@@ -24,9 +24,9 @@ router = APIRouter(prefix='/v1', tags=['OpenAI'])
 
 
 @router.post('/chat/completions')
-async def chat_completions(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/v1/chat/completions')
-    chat = dialect.parse_chat(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/v1/chat/completions')
+async def chat_completions(exchange: Exchange) -> Response:
+    chat = dialect.parse_chat(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     if chat.stream:
         return await inference.stream(exchange, chat, lambda req, ex: OpenAIChatEncoder(
             req, request_id=ex.request_id, model=req.model, created=ex.created))
@@ -35,9 +35,9 @@ async def chat_completions(request: Request) -> Response:
 
 
 @router.post('/completions')
-async def completions(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/v1/completions')
-    chat = dialect.parse_completion(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/v1/completions')
+async def completions(exchange: Exchange) -> Response:
+    chat = dialect.parse_completion(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     if chat.stream:
         return await inference.stream(exchange, chat, lambda req, ex: OpenAICompletionEncoder(
             req, request_id=ex.request_id, model=req.model, created=ex.created))
@@ -46,17 +46,17 @@ async def completions(request: Request) -> Response:
 
 
 @router.post('/embeddings')
-async def embeddings(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/v1/embeddings')
-    wanted = dialect.parse_embeddings(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/v1/embeddings')
+async def embeddings(exchange: Exchange) -> Response:
+    wanted = dialect.parse_embeddings(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     return await inference.embed(exchange, wanted, lambda answer, ex: dialect.render_embeddings(
         answer, model=wanted.model, encoding_format=wanted.encoding_format))
 
 
 @router.post('/rerank')
-async def rerank(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/v1/rerank')
-    wanted = pooling.parse_rerank(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/v1/rerank')
+async def rerank(exchange: Exchange) -> Response:
+    wanted = pooling.parse_rerank(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     wanted.model = exchange.gateway.resolve(wanted.model)
     cost = max(1, (len(wanted.query) * len(wanted.documents) + sum(map(len, wanted.documents))) // CHARS_PER_TOKEN)
     return await inference.one_shot(
@@ -66,9 +66,9 @@ async def rerank(request: Request) -> Response:
 
 
 @router.post('/score')
-async def score(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/v1/score')
-    wanted = pooling.parse_score(await inference.read_json(request, exchange.settings.max_request_bytes))
+@intake.route('/v1/score')
+async def score(exchange: Exchange) -> Response:
+    wanted = pooling.parse_score(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
     wanted.model = exchange.gateway.resolve(wanted.model)
     cost = max(1, sum(map(len, wanted.text_1 * len(wanted.text_2) + wanted.text_2)) // CHARS_PER_TOKEN)
     return await inference.one_shot(

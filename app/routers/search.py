@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from app import inference
-from app.deps import require_api_key
+from app import inference, intake
 from app.inference import CLIENT_CLOSED, Exchange
 from app.responses import JSONResponse
 from core.errors import MindRouterError
@@ -58,16 +58,17 @@ _BODY_SCHEMA: dict[str, Any] = {
 
 @router.post('/search', openapi_extra={'requestBody': {
     'required': True, 'content': {'application/json': {'schema': _BODY_SCHEMA}}}})
-async def search(request: Request) -> Response:
+@intake.route(ENDPOINT)
+async def search(exchange: Exchange) -> Response:
     """Search the web: `{"object": "list", "query", "provider", "data": [{"title", "url", "snippet", "source"}]}`.
     400 naming the parameter, 429 past the caller's limits, 503 when search is off or the provider is not
     configured, 502 when the provider fails, 504 when it does not answer within SEARCH_TIMEOUT."""
-    exchange = Exchange(request, await require_api_key(request), ENDPOINT)
+    request = exchange.request
     settings = exchange.settings
     provider_name: str = settings.search_provider  # until the body says otherwise: what the audit row names
     prompt: str | None = None
     try:
-        body = await inference.read_json(request, settings.max_request_bytes)
+        body = await intake.read_json(request, settings.max_request_bytes)
         if settings.audit_log_prompts and isinstance(body, dict) and isinstance(body.get('query'), str):
             prompt = body['query'].strip()  # recorded even when another parameter is refused
         wanted = parse_request(body, settings)
@@ -78,7 +79,7 @@ async def search(request: Request) -> Response:
         results = await inference.until_disconnect(request, provider.search(wanted.query,
                                                                                count=wanted.max_results))
         provider_ms = (time.perf_counter() - began) * 1000
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, ClientDisconnect):
         exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=f'search:{provider_name}',
                         backend_name=provider_name, prompt=prompt)
         return Response(status_code=CLIENT_CLOSED)

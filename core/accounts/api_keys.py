@@ -45,6 +45,22 @@ class Principal:
 PrincipalLoader = Callable[[str], Awaitable[Principal | None]]
 
 
+class RefusedKey(AuthenticationFailed):
+    """A real key that may not be used now (revoked, expired): `principal` says whose, for the audit trail."""
+
+    def __init__(self, message: str, principal: Principal) -> None:
+        super().__init__(message)
+        self.principal = principal
+
+
+class OwnerDisabled(PermissionDenied):
+    """A valid key whose owner's account is disabled: `principal` says whose, for the audit trail."""
+
+    def __init__(self, message: str, principal: Principal) -> None:
+        super().__init__(message)
+        self.principal = principal
+
+
 @dataclass(slots=True)
 class _Entry:
     principal: Principal | None
@@ -78,12 +94,12 @@ class ApiKeyAuthenticator:
             raise AuthenticationFailed('Invalid API key.')
         now = self._wall_clock()
         if principal.key_status == ApiKeyStatus.revoked:
-            raise AuthenticationFailed('This API key has been revoked.')
+            raise RefusedKey('This API key has been revoked.', principal)
         if principal.key_status != ApiKeyStatus.active or (
                 principal.key_expires_at is not None and principal.key_expires_at <= now):
-            raise AuthenticationFailed('This API key has expired.')
+            raise RefusedKey('This API key has expired.', principal)
         if not principal.user_active:
-            raise PermissionDenied('The account that owns this API key is disabled.')
+            raise OwnerDisabled('The account that owns this API key is disabled.', principal)
         self._last_used[principal.key_id] = now
         return principal
 

@@ -191,6 +191,41 @@ def test_malformed_and_oversized_bodies(cluster: Cluster) -> None:
     assert huge.status_code == 413 and 'limit' in huge.json()['error']
 
 
+def test_refusals_carry_their_request_id_and_leave_their_audit_row(
+        cluster: Cluster, openai_client: openai.OpenAI, anthropic_client: anthropic.Anthropic) -> None:
+    refused: dict[str, tuple[str, int]] = {}  # request id -> (endpoint, status)
+    with pytest.raises(openai.BadRequestError) as bad:
+        openai_client.chat.completions.create(model=MODELS['ollama'], messages=[{'role': 'user', 'content': 'x'}],
+                                              temperature=7)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        openai_client.embeddings.create(model='no-such-model', input='x')
+    with pytest.raises(openai.APIStatusError) as huge:
+        openai_client.chat.completions.create(model=MODELS['ollama'],
+                                              messages=[{'role': 'user', 'content': 'a' * (17 << 20)}])
+    with pytest.raises(anthropic.BadRequestError) as anthropic_bad:
+        anthropic_client.messages.create(model=MODELS['ollama'], max_tokens=5, messages=[])
+    for error, endpoint in [(bad, '/v1/chat/completions'), (unknown, '/v1/embeddings'), (huge, '/v1/chat/completions')]:
+        assert error.value.request_id, error.value
+        refused[error.value.request_id] = (endpoint, error.value.status_code)
+    refused[anthropic_bad.value.response.headers['x-request-id']] = ('/anthropic/v1/messages', 400)
+    ollama_huge = httpx.post(f'{cluster.url}/api/generate', headers={'X-API-Key': cluster.key},
+                             content=b'{"model": "llama3.2", "prompt": "' + b'a' * (17 << 20) + b'"}')
+    refused[ollama_huge.headers['x-request-id']] = ('/api/generate', 413)
+    assert [status for _, status in refused.values()] == [400, 404, 413, 400, 413]
+
+    rows: dict[str, tuple[str, int, str, object, object]] = {}
+    for _ in range(50):  # the writer flushes every 0.2 s here
+        with sqlite3.connect(cluster.data_dir / 'mindrouter.db') as db:
+            rows = {row[0]: row[1:] for row in db.execute(
+                'SELECT request_id, endpoint, http_status, status, user_id, prompt FROM request_log '
+                f'WHERE request_id IN ({",".join("?" * len(refused))})', list(refused))}
+        if len(rows) == len(refused):
+            break
+        httpx.get(f'{cluster.url}/healthz')
+    assert {rid: (endpoint, status) for rid, (endpoint, status, *_rest) in rows.items()} == refused
+    assert all(state == 'failed' and user is not None and prompt is None for _, _, state, user, prompt in rows.values())
+
+
 def test_the_audit_trail_has_a_row_per_request_with_prompt_and_answer(cluster: Cluster,
                                                                      openai_client: openai.OpenAI) -> None:
     client = openai_client
