@@ -1,13 +1,16 @@
 """create_api_app(): the FastAPI application with every HTTP surface, and no NiceGUI; `serve()` puts the
 inference routes' fast front door (app/hotpath.py) in front of a finished application, and with ACCESS_LOG the
-access line (app/access_log.py) in front of both."""
+access line (app/access_log.py) in front of both. Request bodies are bounded in the application and in the fast
+front door (app/body_limit.py), so every route, the NiceGUI pages mounted later included, is covered."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from app import intake
 from app.access_log import AccessLog
+from app.body_limit import BodyLimit
 from app.errors import install_error_handlers
 from app.hotpath import Handler, HotPaths
 from app.lifespan import lifespan
@@ -41,6 +44,8 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
                   description='One API (OpenAI, Ollama, Anthropic) over a cluster of Ollama and vLLM servers.')
     app.state.demo = demo
     install_error_handlers(app)
+    # Every body bounded before any route reads it; the inference routes authenticate first and audit the refusal.
+    app.add_middleware(BodyLimit, limit=get_settings().max_request_bytes, audited=intake.audited_paths())
     # Outermost: covers every route and the NiceGUI pages mounted on this app later (main.py).
     app.add_middleware(SecurityHeaders, production=get_settings().is_production)
     app.include_router(health.router)
@@ -77,7 +82,7 @@ HOT_ROUTES: dict[tuple[str, str], Handler] = {
 
 def serve(app: FastAPI) -> ASGIApp:
     """The ASGI application to serve: `app` behind the inference routes' fast path (and the access line)."""
-    hot_paths = HotPaths(app, HOT_ROUTES)
+    hot_paths = HotPaths(app, HOT_ROUTES, max_body=get_settings().max_request_bytes)
     return AccessLog(hot_paths) if get_settings().access_log else hot_paths
 
 

@@ -6,6 +6,7 @@ solving) — a fifth of the gateway's whole budget — and the inference routes 
 their own body, authenticate with the cached key check and render errors in their dialect. Every other
 path (admin, probes, docs, the web UI) goes through the full application unchanged. The same handlers
 stay registered on the FastAPI app, so /docs lists them and in-process tests can drive them either way.
+Skipping the app's middleware, it bounds their bodies itself, by the same rule (app/body_limit.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from app.body_limit import bounded_receive, content_length
 from app.errors import domain_error_response, unexpected_error_response
 from app.security_headers import NOSNIFF
 from core.errors import MindRouterError
@@ -25,9 +27,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class HotPaths:
-    def __init__(self, app: FastAPI, routes: Mapping[tuple[str, str], Handler]) -> None:
+    def __init__(self, app: FastAPI, routes: Mapping[tuple[str, str], Handler], *, max_body: int) -> None:
         self.app = app
         self._routes = dict(routes)
+        self._max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self._routes.get((scope['method'], scope['path'])) if scope['type'] == 'http' else None
@@ -35,6 +38,7 @@ class HotPaths:
             await self.app(scope, receive, send)
             return
         scope['app'] = self.app  # handlers reach app.state through request.app
+        receive = bounded_receive(receive, content_length(scope), self._max_body)
         request = Request(scope, receive, send)
         try:
             response = await handler(request)

@@ -11,6 +11,7 @@ from app import inference, intake
 from app.deps import Caller
 from app.inference import Exchange
 from app.responses import JSONResponse
+from core.gateway.service import Gateway
 from core.registry.view import RegistryView
 from core.translate import anthropic_dialect as dialect
 from core.translate.anthropic_stream import AnthropicMessagesEncoder
@@ -24,7 +25,7 @@ _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokeni
 @router.post('/messages')
 @intake.route('/anthropic/v1/messages')
 async def messages(exchange: Exchange) -> Response:
-    req = dialect.parse_messages(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    req = dialect.parse_messages(await intake.read_json(exchange.request))
     if req.stream:
         return await inference.stream(exchange, req, lambda r, ex: AnthropicMessagesEncoder(
             r, request_id=ex.request_id, model=r.model, input_tokens=estimate_tokens(r)))
@@ -35,12 +36,12 @@ async def messages(exchange: Exchange) -> Response:
 @router.post('/messages/count_tokens')
 async def count_tokens(request: Request, caller: Caller) -> JSONResponse:
     """An estimate (characters / 4): the gateway has no tokenizer for every model it serves."""
-    exchange = Exchange(request, caller, '/anthropic/v1/messages/count_tokens')
-    body = await intake.read_json(request, exchange.settings.max_request_bytes)
+    body = await intake.read_json(request)
     if isinstance(body, dict):
         body.setdefault('max_tokens', 1)  # count_tokens takes no max_tokens; the parser requires one
     req = dialect.parse_messages(body)
-    exchange.gateway.resolve(req.model)  # an unknown model is a 404 here too
+    gateway: Gateway = request.app.state.gateway
+    gateway.resolve(req.model)  # an unknown model is a 404 here too
     return JSONResponse({'input_tokens': estimate_tokens(req)})
 
 

@@ -31,7 +31,7 @@ OLLAMA_COMPAT_VERSION = '0.12.0'
 @router.post('/chat')
 @intake.route('/api/chat')
 async def chat(exchange: Exchange) -> Response:
-    req = dialect.parse_chat(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    req = dialect.parse_chat(await intake.read_json(exchange.request))
     if not req.messages:
         return _loaded(exchange, req, 'message')
     if req.stream:
@@ -44,7 +44,7 @@ async def chat(exchange: Exchange) -> Response:
 @router.post('/generate')
 @intake.route('/api/generate')
 async def generate(exchange: Exchange) -> Response:
-    req = dialect.parse_generate(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    req = dialect.parse_generate(await intake.read_json(exchange.request))
     if not req.prompt and not req.messages:
         return _loaded(exchange, req, 'response')
     if req.stream:
@@ -57,7 +57,7 @@ async def generate(exchange: Exchange) -> Response:
 @router.post('/embed')
 @intake.route('/api/embed')
 async def embed(exchange: Exchange) -> Response:
-    req = dialect.parse_embed(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    req = dialect.parse_embed(await intake.read_json(exchange.request))
     return await inference.embed(exchange, req, lambda answer, ex: dialect.render_embed(
         answer, model=req.model, timings=_timings(ex)))
 
@@ -66,7 +66,7 @@ async def embed(exchange: Exchange) -> Response:
 @intake.route('/api/embeddings')
 async def embeddings(exchange: Exchange) -> Response:
     """The legacy single-prompt endpoint: `{"embedding": [...]}`."""
-    req = dialect.parse_embeddings(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    req = dialect.parse_embeddings(await intake.read_json(exchange.request))
     return await inference.embed(exchange, req, lambda answer, ex: dialect.render_embeddings(answer))
 
 
@@ -98,8 +98,8 @@ async def running(request: Request, caller: Caller) -> JSONResponse:
 
 @router.post('/show')
 async def show(request: Request) -> JSONResponse:
-    exchange = Exchange(request, await require_api_key(request), '/api/show')
-    body = await intake.read_json(request, exchange.settings.max_request_bytes)
+    await require_api_key(request)
+    body = await intake.read_json(request)
     name = str(body.get('model') or body.get('name') or '') if isinstance(body, dict) else ''
     registry: RegistryView = request.app.state.registry
     info = registry.model_info(name)

@@ -26,7 +26,7 @@ router = APIRouter(prefix='/v1', tags=['OpenAI'])
 @router.post('/chat/completions')
 @intake.route('/v1/chat/completions')
 async def chat_completions(exchange: Exchange) -> Response:
-    chat = dialect.parse_chat(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    chat = dialect.parse_chat(await intake.read_json(exchange.request))
     if chat.stream:
         return await inference.stream(exchange, chat, lambda req, ex: OpenAIChatEncoder(
             req, request_id=ex.request_id, model=req.model, created=ex.created))
@@ -37,7 +37,7 @@ async def chat_completions(exchange: Exchange) -> Response:
 @router.post('/completions')
 @intake.route('/v1/completions')
 async def completions(exchange: Exchange) -> Response:
-    chat = dialect.parse_completion(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    chat = dialect.parse_completion(await intake.read_json(exchange.request))
     if chat.stream:
         return await inference.stream(exchange, chat, lambda req, ex: OpenAICompletionEncoder(
             req, request_id=ex.request_id, model=req.model, created=ex.created))
@@ -48,7 +48,7 @@ async def completions(exchange: Exchange) -> Response:
 @router.post('/embeddings')
 @intake.route('/v1/embeddings')
 async def embeddings(exchange: Exchange) -> Response:
-    wanted = dialect.parse_embeddings(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    wanted = dialect.parse_embeddings(await intake.read_json(exchange.request))
     return await inference.embed(exchange, wanted, lambda answer, ex: dialect.render_embeddings(
         answer, model=wanted.model, encoding_format=wanted.encoding_format))
 
@@ -56,7 +56,7 @@ async def embeddings(exchange: Exchange) -> Response:
 @router.post('/rerank')
 @intake.route('/v1/rerank')
 async def rerank(exchange: Exchange) -> Response:
-    wanted = pooling.parse_rerank(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    wanted = pooling.parse_rerank(await intake.read_json(exchange.request))
     wanted.model = exchange.gateway.resolve(wanted.model)
     cost = max(1, (len(wanted.query) * len(wanted.documents) + sum(map(len, wanted.documents))) // CHARS_PER_TOKEN)
     return await inference.one_shot(
@@ -68,7 +68,7 @@ async def rerank(exchange: Exchange) -> Response:
 @router.post('/score')
 @intake.route('/v1/score')
 async def score(exchange: Exchange) -> Response:
-    wanted = pooling.parse_score(await intake.read_json(exchange.request, exchange.settings.max_request_bytes))
+    wanted = pooling.parse_score(await intake.read_json(exchange.request))
     wanted.model = exchange.gateway.resolve(wanted.model)
     cost = max(1, sum(map(len, wanted.text_1 * len(wanted.text_2) + wanted.text_2)) // CHARS_PER_TOKEN)
     return await inference.one_shot(

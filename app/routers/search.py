@@ -68,7 +68,7 @@ async def search(exchange: Exchange) -> Response:
     provider_name: str = settings.search_provider  # until the body says otherwise: what the audit row names
     prompt: str | None = None
     try:
-        body = await intake.read_json(request, settings.max_request_bytes)
+        body = await intake.read_json(request)
         if settings.audit_log_prompts and isinstance(body, dict) and isinstance(body.get('query'), str):
             prompt = body['query'].strip()  # recorded even when another parameter is refused
         wanted = parse_request(body, settings)
