@@ -93,6 +93,7 @@ class Composer:
                       type='negative')
             return
         try:
+            files.check_size(name, event.file.size())  # before reading: a crafted upload can be any size
             data = await event.file.read()
             async with get_database().session() as session:
                 attachment = await files.save_upload(session, user_id=me.id, filename=name, data=data,

@@ -149,6 +149,13 @@ def display_name(filename: str) -> str:
     return name
 
 
+def check_size(filename: str, size: int) -> None:
+    """RequestTooLarge for a file over MAX_UPLOAD_BYTES: check an upload's size before reading it."""
+    if size > MAX_UPLOAD_BYTES:
+        raise RequestTooLarge(f'{display_name(filename)} is {size / 1024 / 1024:.1f} MiB: files up to '
+                              f'{MAX_UPLOAD_BYTES // 1024 // 1024} MiB can be attached', param='file')
+
+
 def extract_text(filename: str, data: bytes) -> Extracted:
     """Decide what the file is from its bytes and extract its text. Raises InvalidRequest for an empty,
     unsupported or unreadable file, RequestTooLarge for one over MAX_UPLOAD_BYTES. CPU-bound: call it in a
@@ -156,9 +163,7 @@ def extract_text(filename: str, data: bytes) -> Extracted:
     name = display_name(filename)
     if not data:
         raise InvalidRequest(f'{name} is empty: there is nothing to attach', param='file')
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise RequestTooLarge(f'{name} is {len(data) / 1024 / 1024:.1f} MiB: files up to '
-                              f'{MAX_UPLOAD_BYTES // 1024 // 1024} MiB can be attached', param='file')
+    check_size(name, len(data))
     image = sniff_image_bytes(data[:32])
     if image in IMAGE_SUFFIXES:
         return Extracted(AttachmentKind.image, image, '', 0, IMAGE_SUFFIXES[image])

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from nicegui import ElementFilter, ui
-from nicegui.elements.upload_files import SmallFileUpload
+from nicegui.elements.upload_files import LargeFileUpload, SmallFileUpload
 from nicegui.testing import User
 from sqlmodel import col, select
 
@@ -282,6 +283,32 @@ async def test_a_pdf_goes_to_the_model_as_text_and_unsupported_files_are_refused
 
     await user.open(f'/chat/{saved.conversation_id}')
     await user.should_see(marker='message-file', retries=SLOW)
+
+
+class SpooledUpload(LargeFileUpload):
+    """A file NiceGUI spooled to disk, as it does for anything over 1 MB, remembering whether it was read."""
+
+    reads = 0
+
+    async def read(self) -> bytes:
+        self.reads += 1
+        return await super().read()
+
+
+async def test_an_upload_over_the_limit_is_refused_before_it_is_read(
+        people: Database, live: FastAPI, engine: SimServer, user: User, tmp_path: Path) -> None:
+    spooled = tmp_path / 'spooled'
+    with spooled.open('wb') as sparse:  # 11 MiB on paper, nothing on disk
+        sparse.truncate(11 * 1024 * 1024)
+    huge = SpooledUpload('huge.log', 'text/plain', spooled)
+    await open_chat(user)
+    uploader = user.find(marker='chat-upload').elements.pop()
+    assert isinstance(uploader, ui.upload)
+    await uploader.handle_uploads([huge])
+
+    await user.should_see('huge.log is 11.0 MiB: files up to 10 MiB can be attached', retries=SLOW)
+    assert huge.reads == 0
+    await user.should_not_see(marker='pending-file-1')
 
 
 async def test_images_are_refused_for_a_text_model_before_anything_is_sent(
