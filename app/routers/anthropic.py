@@ -1,4 +1,9 @@
-"""Anthropic Messages surface (/anthropic/v1): point the Anthropic SDK's base_url at /anthropic."""
+"""Anthropic Messages surface (/anthropic/v1): point the Anthropic SDK's base_url at /anthropic.
+
+`POST /v1/messages` (and its count_tokens) answer at the server root too, so that a client that appends
+`/v1/messages` to its base URL (Claude Code's ANTHROPIC_BASE_URL, the Anthropic SDK) may be given the server
+itself. No other Anthropic path is aliased: `/v1/models` is the OpenAI list, which these clients do not call.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,15 @@ from core.translate.anthropic_stream import AnthropicMessagesEncoder
 from core.translate.canonical import ChatRequest
 
 router = APIRouter(prefix='/anthropic/v1', tags=['Anthropic'])
+root_router = APIRouter(prefix='/v1', tags=['Anthropic'])
 
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers
 
 
 @router.post('/messages')
+@root_router.post('/messages')
 async def messages(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/anthropic/v1/messages')
+    exchange = Exchange(request, await require_api_key(request), request.scope['path'])
     req = dialect.parse_messages(await inference.read_json(request, exchange.settings.max_request_bytes))
     if req.stream:
         return await inference.stream(exchange, req, lambda r, ex: AnthropicMessagesEncoder(
@@ -33,9 +40,10 @@ async def messages(request: Request) -> Response:
 
 
 @router.post('/messages/count_tokens')
+@root_router.post('/messages/count_tokens')
 async def count_tokens(request: Request, caller: Caller) -> JSONResponse:
     """An estimate (characters / 4): the gateway has no tokenizer for every model it serves."""
-    exchange = Exchange(request, caller, '/anthropic/v1/messages/count_tokens')
+    exchange = Exchange(request, caller, request.scope['path'])
     body = await inference.read_json(request, exchange.settings.max_request_bytes)
     if isinstance(body, dict):
         body.setdefault('max_tokens', 1)  # count_tokens takes no max_tokens; the parser requires one

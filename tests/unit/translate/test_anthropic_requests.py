@@ -115,7 +115,7 @@ def test_tools_tool_choice_thinking_and_output_format() -> None:
     ({'stop_sequences': 'END'}, 'stop_sequences'),
     ({'system': 5}, 'system'),
     ({'system': [{'type': 'image'}]}, 'system[0].type'),
-    ({'messages': [{'role': 'system', 'content': 'x'}]}, 'messages[0].role'),
+    ({'messages': [{'role': 'tool', 'content': 'x'}]}, 'messages[0].role'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'document'}]}]}, 'messages[0].content[0].type'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'tool_use', 'id': 'x', 'name': 'f', 'input': {}}]}]},
      'messages[0].content[0].type'),
