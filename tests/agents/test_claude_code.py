@@ -4,13 +4,16 @@ Claude Code reads the file and sends its content back, the answer arrives) on ea
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.agents.session import ENGINES, SECRET, Workspace, audit_count, audited, prompt_text
-from tests.e2e.cluster import Cluster
+from tests.e2e.cluster import BIN, Cluster
+from tests.e2e.processes import free_port, running
 
 
 @pytest.fixture
@@ -66,3 +69,19 @@ def test_a_tool_round_trip(claude_code: Path, workspace: Workspace, scripted: Cl
         'completed', backend, 'completed', backend)
     assert SECRET not in prompt_text(call)
     assert SECRET in prompt_text(result)  # Claude Code read the file and sent its content back
+
+
+def test_the_demo_answers_claude_code(claude_code: Path, workspace: Workspace, tmp_path: Path) -> None:
+    """The issue's first try, as a new user makes it: `mindrouter serve --demo`, ANTHROPIC_BASE_URL = the server."""
+    env = {**os.environ, 'DATA_DIR': str(tmp_path / 'data'), 'LOG_LEVEL': 'warning'}
+    env.pop('DATABASE_URL', None)
+    port = free_port()
+    url = f'http://127.0.0.1:{port}'
+    with running([str(BIN / 'mindrouter'), 'serve', '--demo', '--no-ui', '--port', str(port)], env,
+                 log_path=tmp_path / 'demo.log', ready_url=f'{url}/healthz'):
+        key = subprocess.run([str(BIN / 'mindrouter'), 'create-key', 'admin'], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()  # the demo seeded the users
+        result = workspace.run([str(claude_code), '-p', 'Say hello'],
+                               {'ANTHROPIC_BASE_URL': url, 'ANTHROPIC_AUTH_TOKEN': key})
+    assert result.returncode == 0, f'claude exited {result.returncode}:\n{result.stdout}\n{result.stderr}'
+    assert result.stdout.strip()
