@@ -46,7 +46,8 @@ class DemoCluster:
         await poller.poll(node_id)  # online before the server starts, like the backends checked below
         log.warning('demo: %s reporting at %s (SIMULATED GPUs)', NODE_NAME, self._sidecar.url)
         for gpu, (name, engine) in enumerate(_ENGINES):
-            server = SimServer(engine, SimConfig(ttft_ms=120.0, token_delay_ms=25.0, tokens=48))
+            # the real models' context (Llama 3.2: 128k): a coding agent's prompt alone is ~12k tokens
+            server = SimServer(engine, SimConfig(ttft_ms=120.0, token_delay_ms=25.0, tokens=48, context_length=131072))
             await server.start('127.0.0.1', 0)
             self._servers.append(server)
             backend_id = await _register(database, name=name, engine=Engine(engine), url=server.url,

@@ -4,8 +4,8 @@
     Anthropic  {"type": "error", "error": {"type", "message"}}
     Ollama     {"error": "..."}
 
-The dialect follows the path: /anthropic/* speaks Anthropic, /api/* (except /api/admin and /api/account)
-speaks Ollama, everything else speaks OpenAI.
+The dialect follows the path: /anthropic/* and the root alias /v1/messages* speak Anthropic, /api/* (except
+/api/admin and /api/account) speaks Ollama, everything else speaks OpenAI.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _OPENAI_TYPES = {
 
 
 def dialect_for(path: str) -> Dialect:
-    if path.startswith('/anthropic/'):
+    if path.startswith(('/anthropic/', '/v1/messages/')) or path == '/v1/messages':
         return Dialect.anthropic
     if path.startswith('/api/') and not path.startswith(('/api/admin/', '/api/account/')):
         return Dialect.ollama

@@ -54,6 +54,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(search.router)
     app.include_router(ollama.router)
     app.include_router(anthropic.router)
+    app.include_router(anthropic.root_router)
     app.include_router(admin.router)
     app.include_router(admin_models.router)
     app.include_router(admin_queue.router)
@@ -77,6 +78,7 @@ HOT_ROUTES: dict[tuple[str, str], Handler] = {
     ('POST', '/api/generate'): ollama.generate,
     ('POST', '/api/embed'): ollama.embed,
     ('POST', '/anthropic/v1/messages'): anthropic.messages,
+    ('POST', '/v1/messages'): anthropic.root_messages,  # the root alias (ANTHROPIC_BASE_URL = the server)
 }
 
 

@@ -1,4 +1,9 @@
-"""Anthropic Messages surface (/anthropic/v1): point the Anthropic SDK's base_url at /anthropic."""
+"""Anthropic Messages surface (/anthropic/v1): point the Anthropic SDK's base_url at /anthropic.
+
+`POST /v1/messages` (and its count_tokens) answer at the server root too, so that a client that appends
+`/v1/messages` to its base URL (Claude Code's ANTHROPIC_BASE_URL, the Anthropic SDK) may be given the server
+itself. No other Anthropic path is aliased: `/v1/models` is the OpenAI list, which these clients do not call.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +23,12 @@ from core.translate.anthropic_stream import AnthropicMessagesEncoder
 from core.translate.canonical import ChatRequest
 
 router = APIRouter(prefix='/anthropic/v1', tags=['Anthropic'])
+root_router = APIRouter(prefix='/v1', tags=['Anthropic'])
 
 _CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers
 
 
-@router.post('/messages')
-@intake.route('/anthropic/v1/messages')
-async def messages(exchange: Exchange) -> Response:
+async def _messages(exchange: Exchange) -> Response:
     req = dialect.parse_messages(await intake.read_json(exchange.request))
     if req.stream:
         return await inference.stream(exchange, req, lambda r, ex: AnthropicMessagesEncoder(
@@ -33,7 +37,13 @@ async def messages(exchange: Exchange) -> Response:
         answer, request_id=ex.request_id, model=req.model))
 
 
+# One pipeline, two doors; each is audited under the path the client called.
+messages = router.post('/messages')(intake.route('/anthropic/v1/messages')(_messages))
+root_messages = root_router.post('/messages')(intake.route('/v1/messages')(_messages))
+
+
 @router.post('/messages/count_tokens')
+@root_router.post('/messages/count_tokens')
 async def count_tokens(request: Request, caller: Caller) -> JSONResponse:
     """An estimate (characters / 4): the gateway has no tokenizer for every model it serves."""
     body = await intake.read_json(request)

@@ -26,7 +26,7 @@ from core.models import AdminAction, ApiKey, RequestLog, User, utcnow
 
 STATUSES = ('completed', 'failed', 'cancelled', 'rejected')
 ENDPOINTS = ('/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/api/chat', '/api/generate', '/api/embed',
-             '/anthropic/v1/messages')
+             '/anthropic/v1/messages', '/v1/messages')
 COUNT_CAP = 10_000  # counting further costs a scan of every match on each search and tells an admin nothing more
 TEXT_SEARCH_MAX_SPAN = timedelta(days=7)  # LIKE '%…%' reads every prompt in the range: keep the range small
 EXPORT_MAX_ROWS = 50_000

@@ -4,11 +4,20 @@ Streams are written by `core.translate.anthropic_stream`.
 
 Choices made where Anthropic and the canonical model differ:
 - `system` (a string or text blocks) becomes the first system message; blocks are joined by a newline.
+- `role: "system"` turns inside `messages` (Claude Code sends its environment and reminders that way) are
+  appended to that one leading system message, in order. Keeping them in place would be closer to the letter,
+  but many chat templates (Mistral, Gemma, Llama's on vLLM, ...) refuse a system message after the first
+  turn, or render it as user text; folded into the system prompt they keep their authority on every engine.
+- Accepted and ignored, as open engines have nothing to honour them with: `cache_control` on any block,
+  `context_management`, `metadata` other than `user_id`, `thinking.display`, a tool's `defer_loading` /
+  `cache_control`, and the `anthropic-beta` header. Usage reports cache tokens as 0.
 - A user turn's `tool_result` blocks become tool messages, placed before the rest of that turn (text and
   images, including images inside tool results), because OpenAI-style engines need tool answers right
   after the assistant's calls.
 - Images: base64 and URL sources (URLs are fetched by the gateway behind an SSRF guard before routing).
 - Server tools (web search, code execution, ...) and document blocks are rejected with a 400.
+- `thinking` enabled or adaptive turns thinking on; `output_config.effort` (low ... max) becomes the thinking
+  level, which core.gateway.shaping fits to the model (a level for gpt-oss, on/off for Qwen3-style models).
 - `thinking.budget_tokens` is carried as the request's thinking budget (vLLM `thinking_token_budget`, a
   reasoning level for gpt-oss); thinking blocks come back with an empty `signature` (open models sign
   nothing), and replayed thinking becomes the turn's reasoning.
@@ -29,9 +38,10 @@ from core.translate.ids import with_prefix
 from core.translate.schema import check_schema
 from core.translate.tools import ToolCallLedger, check_tool_choice, check_tools
 
-__all__ = ['parse_messages', 'render_message', 'stop_reason']
+__all__ = ['parse_messages', 'render_message', 'stop_reason', 'usage']
 
 _IMAGE_TYPES = ('image/jpeg', 'image/png', 'image/gif', 'image/webp')
+_EFFORTS = ('low', 'medium', 'high', 'xhigh', 'max')  # output_config.effort, the same names as THINK_LEVELS
 
 
 # ---------------------------------------------------------------- requests
@@ -43,11 +53,16 @@ def parse_messages(body: object) -> ChatRequest:
     req.max_tokens = v.optional_int(d, 'max_tokens', minimum=1)
     if req.max_tokens is None:
         raise InvalidRequest("Missing required parameter: 'max_tokens'.", param='max_tokens')
-    system = _system(d.get('system'))
-    req.messages = [Message(role='system', content=system)] if system else []
+    system = [_system(d.get('system'), 'system')]
     ledger = ToolCallLedger()
     for i, item in enumerate(v.required_list(d, 'messages')):
-        req.messages.extend(_turn(item, i, ledger))
+        if isinstance(item, dict) and item.get('role') == 'system':
+            system.append(_system(item.get('content'), f'messages[{i}].content'))
+        else:
+            req.messages.extend(_turn(item, i, ledger))
+    prompt = '\n\n'.join(text for text in system if text)
+    if prompt:
+        req.messages.insert(0, Message(role='system', content=prompt))
     req.stream = v.flag(d, 'stream', default=False)
     req.temperature = v.optional_float(d, 'temperature', minimum=0, maximum=1)
     req.top_p = v.optional_float(d, 'top_p', minimum=0, maximum=1)
@@ -65,25 +80,25 @@ def parse_messages(body: object) -> ChatRequest:
                                                     'tool_choice.disable_parallel_tool_use'):
         req.parallel_tool_calls = False
     thinking = v.optional_dict(d, 'thinking')
-    req.think = _thinking(thinking)
+    req.think = _thinking(thinking, _effort(d))
     if req.think and thinking is not None:
         req.think_budget = v.optional_int(thinking, 'budget_tokens', 'thinking.budget_tokens', minimum=1)
     req.response_format = _output_format(d)
     return req
 
 
-def _system(raw: object) -> str:
+def _system(raw: object, param: str) -> str:
     if raw is None or isinstance(raw, str):
         return raw or ''
     if isinstance(raw, list):
         texts = []
         for i, block in enumerate(raw):
-            b = v.item_object(block, f'system[{i}]')
+            b = v.item_object(block, f'{param}[{i}]')
             if b.get('type') != 'text':
-                raise InvalidRequest(f"'system[{i}].type' must be text.", param=f'system[{i}].type')
-            texts.append(v.required_str(b, 'text', f'system[{i}].text'))
+                raise InvalidRequest(f"'{param}[{i}].type' must be text.", param=f'{param}[{i}].type')
+            texts.append(v.required_str(b, 'text', f'{param}[{i}].text'))
         return '\n'.join(texts)
-    raise InvalidRequest("'system' must be a string or an array of text blocks.", param='system')
+    raise InvalidRequest(f"'{param}' must be a string or an array of text blocks.", param=param)
 
 
 def _turn(raw: object, i: int, ledger: ToolCallLedger) -> list[Message]:
@@ -209,15 +224,24 @@ def _tool_choice(raw: object) -> object:
     raise InvalidRequest("'tool_choice.type' must be auto, any, tool or none.", param='tool_choice.type')
 
 
-def _thinking(raw: v.JsonObject | None) -> bool | None:
-    if raw is None:
-        return None
-    kind = raw.get('type')
-    if kind in ('enabled', 'adaptive'):
-        return True
+def _thinking(raw: v.JsonObject | None, effort: str | None) -> bool | str | None:
+    """On, off or a level. An effort without `thinking` still says how hard the model should think."""
+    kind = raw.get('type') if raw is not None else None
     if kind == 'disabled':
         return False
-    raise InvalidRequest("'thinking.type' must be enabled, adaptive or disabled.", param='thinking.type')
+    if raw is not None and kind not in ('enabled', 'adaptive'):
+        raise InvalidRequest("'thinking.type' must be enabled, adaptive or disabled.", param='thinking.type')
+    if effort is not None:
+        return effort
+    return True if raw is not None else None
+
+
+def _effort(d: v.JsonObject) -> str | None:
+    config = v.optional_dict(d, 'output_config')
+    if config is None:
+        return None
+    effort = v.one_of(config, 'effort', _EFFORTS, 'output_config.effort')
+    return effort or None
 
 
 def _output_format(d: v.JsonObject) -> dict[str, Any] | None:
@@ -264,5 +288,11 @@ def render_message(resp: ChatResponse, *, request_id: str, model: str) -> dict[s
         'content': content,
         'stop_reason': reason,
         'stop_sequence': resp.stop_sequence if reason == 'stop_sequence' else None,
-        'usage': {'input_tokens': resp.usage.prompt_tokens, 'output_tokens': resp.usage.completion_tokens},
+        'usage': usage(resp.usage.prompt_tokens, resp.usage.completion_tokens),
     }
+
+
+def usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    """Anthropic usage; open engines keep no prompt cache a client can address, so its counts are 0."""
+    return {'input_tokens': input_tokens, 'output_tokens': output_tokens,
+            'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0}

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from core.translate.anthropic_dialect import stop_reason
+from core.translate.anthropic_dialect import usage as usage_of
 from core.translate.canonical import ChatRequest, Delta, Usage
 from core.translate.ids import with_prefix
 from core.translate.streaming import SSE
@@ -56,7 +57,7 @@ class AnthropicMessagesEncoder:
         message: dict[str, Any] = {
             'id': self._id, 'type': 'message', 'role': 'assistant', 'model': self._model, 'content': [],
             'stop_reason': None, 'stop_sequence': None,
-            'usage': {'input_tokens': self._input_tokens, 'output_tokens': 0},
+            'usage': usage_of(self._input_tokens, 0),
         }
         return _event('message_start', {'type': 'message_start', 'message': message}) + _PING
 
@@ -93,7 +94,7 @@ class AnthropicMessagesEncoder:
         payload = {'type': 'message_delta',
                    'delta': {'stop_reason': reason,
                              'stop_sequence': self._stop_sequence if reason == 'stop_sequence' else None},
-                   'usage': {'input_tokens': usage.prompt_tokens, 'output_tokens': usage.completion_tokens}}
+                   'usage': usage_of(usage.prompt_tokens, usage.completion_tokens)}
         return out + _event('message_delta', payload) + _STOP
 
     def error(self, message: str, *, error_type: str = 'api_error') -> bytes:

@@ -115,7 +115,7 @@ def test_tools_tool_choice_thinking_and_output_format() -> None:
     ({'stop_sequences': 'END'}, 'stop_sequences'),
     ({'system': 5}, 'system'),
     ({'system': [{'type': 'image'}]}, 'system[0].type'),
-    ({'messages': [{'role': 'system', 'content': 'x'}]}, 'messages[0].role'),
+    ({'messages': [{'role': 'tool', 'content': 'x'}]}, 'messages[0].role'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'document'}]}]}, 'messages[0].content[0].type'),
     ({'messages': [{'role': 'user', 'content': [{'type': 'tool_use', 'id': 'x', 'name': 'f', 'input': {}}]}]},
      'messages[0].content[0].type'),
@@ -144,6 +144,56 @@ def test_tools_tool_choice_thinking_and_output_format() -> None:
     ({'output_format': {'type': 'json_schema'}}, 'output_format'),
 ])
 def test_bad_input_names_the_parameter(fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequest) as raised:
+        parse_messages(body(**fields))
+    assert raised.value.param == param
+
+
+def test_system_turns_inside_messages_join_the_system_prompt_in_order() -> None:
+    req = parse_messages(body(system=[{'type': 'text', 'text': 'Be brief.', 'cache_control': {'type': 'ephemeral'}}],
+                              messages=[{'role': 'user', 'content': 'hi'},
+                                        {'role': 'system', 'content': [{'type': 'text', 'text': 'cwd: /src'}]},
+                                        {'role': 'assistant', 'content': 'hello'},
+                                        {'role': 'system', 'content': 'Reminder: tests first.'},
+                                        {'role': 'user', 'content': 'go'}]))
+    assert req.messages == [Message(role='system', content='Be brief.\n\ncwd: /src\n\nReminder: tests first.'),
+                            Message(role='user', content='hi'), Message(role='assistant', content='hello'),
+                            Message(role='user', content='go')]
+    only_turns = parse_messages(body(messages=[{'role': 'system', 'content': 'x'}, {'role': 'user', 'content': 'y'}]))
+    assert only_turns.messages == [Message(role='system', content='x'), Message(role='user', content='y')]
+
+
+@pytest.mark.parametrize(('fields', 'think'), [
+    ({'thinking': {'type': 'adaptive', 'display': 'omitted'}}, True),
+    ({'thinking': {'type': 'adaptive'}, 'output_config': {'effort': 'high'}}, 'high'),
+    ({'thinking': {'type': 'enabled', 'budget_tokens': 2048}, 'output_config': {'effort': 'low'}}, 'low'),
+    ({'output_config': {'effort': 'max'}}, 'max'),
+    ({'thinking': {'type': 'disabled'}, 'output_config': {'effort': 'high'}}, False),
+    ({}, None),
+])
+def test_adaptive_thinking_and_effort_become_the_thinking_level(fields: dict[str, Any], think: object) -> None:
+    assert parse_messages(body(**fields)).think == think
+
+
+def test_what_open_engines_cannot_honour_is_accepted_and_ignored() -> None:
+    req = parse_messages(body(
+        context_management={'edits': [{'type': 'clear_thinking_20251015', 'keep': 'all'}]},
+        metadata={'user_id': '{"device_id":"d"}'},
+        tools=[{'name': 'Read', 'input_schema': {'type': 'object'}, 'cache_control': {'type': 'ephemeral'}},
+               {'name': 'Later', 'input_schema': {'type': 'object'}, 'defer_loading': True}],
+        messages=[{'role': 'user', 'content': [{'type': 'text', 'text': 'hi',
+                                                'cache_control': {'type': 'ephemeral'}}]}]))
+    assert req.messages == [Message(role='user', content='hi')]
+    assert req.tools is not None and [t['function']['name'] for t in req.tools] == ['Read', 'Later']
+    assert req.tools[0]['function'] == {'name': 'Read', 'parameters': {'type': 'object'}}
+
+
+@pytest.mark.parametrize(('fields', 'param'), [
+    ({'output_config': {'effort': 'extreme'}}, 'output_config.effort'),
+    ({'messages': [{'role': 'system', 'content': [{'type': 'image'}]}]}, 'messages[0].content[0].type'),
+    ({'messages': [{'role': 'system', 'content': 7}]}, 'messages[0].content'),
+])
+def test_invalid_claude_code_fields_name_the_parameter(fields: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
         parse_messages(body(**fields))
     assert raised.value.param == param

@@ -46,7 +46,8 @@ def run(enc: AnthropicMessagesEncoder, deltas: list[Delta], finish: str, usage: 
 START = (
     ('message_start', '{"type":"message_start","message":{"id":"msg_req1","type":"message","role":"assistant",'
                       '"model":"qwen3","content":[],"stop_reason":null,"stop_sequence":null,'
-                      '"usage":{"input_tokens":40,"output_tokens":0}}}'),
+                      '"usage":{"input_tokens":40,"output_tokens":0,"cache_creation_input_tokens":0,'
+                      '"cache_read_input_tokens":0}}}'),
     ('ping', '{"type":"ping"}'),
 )
 
@@ -80,7 +81,7 @@ def test_thinking_text_and_two_tool_calls_get_increasing_indexes_and_every_block
                                 '{"type":"input_json_delta","partial_json":"{\\"tz\\": \\"CET\\"}"}}'),
         ('content_block_stop', '{"type":"content_block_stop","index":3}'),
         ('message_delta', '{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},'
-                          '"usage":{"input_tokens":40,"output_tokens":30}}'),
+                          '"usage":{"input_tokens":40,"output_tokens":30,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}}'),
         ('message_stop', '{"type":"message_stop"}'),
     )
 

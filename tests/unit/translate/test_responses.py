@@ -161,7 +161,9 @@ def test_anthropic_message_body_read_by_the_sdk() -> None:
         'content': [{'type': 'thinking', 'thinking': 'hmm', 'signature': ''},
                     {'type': 'text', 'text': 'Checking.'},
                     {'type': 'tool_use', 'id': 'call_1', 'name': 'get_weather', 'input': {'city': 'Paris'}}],
-        'stop_reason': 'tool_use', 'stop_sequence': None, 'usage': {'input_tokens': 90, 'output_tokens': 20},
+        'stop_reason': 'tool_use', 'stop_sequence': None,
+        'usage': {'input_tokens': 90, 'output_tokens': 20,
+                  'cache_creation_input_tokens': 0, 'cache_read_input_tokens': 0},
     }
     with anthropic_client(orjson.dumps(body), 'application/json') as client:
         message = client.messages.create(model='qwen3', max_tokens=50, messages=[{'role': 'user', 'content': 'hi'}])
