@@ -290,7 +290,7 @@ def usage_body(usage: Usage, *, reasoning_chars: int = 0, text_chars: int = 0) -
     if reasoning_chars:
         share = reasoning_chars / (reasoning_chars + text_chars)
         reasoning_tokens = min(usage.completion_tokens, round(usage.completion_tokens * share))
-    return {'input_tokens': usage.prompt_tokens, 'input_tokens_details': {'cached_tokens': 0},
+    return {'input_tokens': usage.prompt_tokens, 'input_tokens_details': {'cached_tokens': 0, 'cache_write_tokens': 0},
             'output_tokens': usage.completion_tokens, 'output_tokens_details': {'reasoning_tokens': reasoning_tokens},
             'total_tokens': usage.total_tokens}
 
