@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,8 @@ import openai
 import pytest
 from fastapi import FastAPI
 
+from core.accounts import service as accounts
+from core.models import StoredResponse
 from sim.config import SimConfig
 from sim.server import SimServer
 from sim.text import expected_text, expected_thinking
@@ -49,7 +52,6 @@ async def sdk(app: FastAPI, admin: httpx.AsyncClient, engine_sims: dict[str, Sim
 
 
 async def _other_user_sdk(app: FastAPI, database: Any) -> openai.AsyncOpenAI:
-    from core.accounts import service as accounts
     async with database.session() as session:
         await accounts.create_user(session, username='mallory', role='student')
         _, key = await accounts.create_api_key(session, username='mallory')
@@ -219,3 +221,43 @@ async def _create(sdk: openai.AsyncOpenAI, stream: bool, **kwargs: Any) -> Any:
         return await sdk.responses.create(**kwargs)
     async with sdk.responses.stream(**kwargs) as events:
         return await events.get_final_response()
+
+
+async def test_keys_and_limits_hold_before_any_engine_sees_the_request(admin: httpx.AsyncClient, alice_key: str,
+                                                                       engine_sims: dict[str, SimServer]) -> None:
+    body = {'model': CHAT['ollama'], 'input': 'hi'}
+    anonymous = await admin.post('/v1/responses', json=body, headers={'X-API-Key': 'mr-not-a-key'})
+    assert anonymous.status_code == 401 and anonymous.json()['error']['type'] == 'authentication_error'
+    await admin.put('/api/admin/users/alice/quota', json={'rpm_limit': 1})
+    first = await admin.post('/v1/responses', json=body, headers={'X-API-Key': alice_key})
+    assert first.status_code == 200
+    second = await admin.post('/v1/responses', json={**body, 'stream': True}, headers={'X-API-Key': alice_key})
+    assert second.status_code == 429 and 'Retry-After' in second.headers
+    assert second.json()['error']['type'] == 'rate_limit_error'
+    assert engine_sims['ollama'].stats.requests_total == 1
+
+
+async def test_the_audit_trail_has_a_row_per_response(admin: httpx.AsyncClient, app: FastAPI,
+                                                      engine_sims: dict[str, SimServer]) -> None:
+    for stream in (False, True):
+        assert (await admin.post('/v1/responses', json={'model': CHAT['vllm'], 'input': 'audit me',
+                                                        'stream': stream})).status_code == 200
+    await app.state.audit.flush()
+    rows = (await admin.get('/api/admin/audit', params={'endpoint': '/v1/responses'})).json()
+    entries = rows['rows']
+    assert sorted(r['stream'] for r in entries if r['endpoint'] == '/v1/responses') == [False, True]
+
+
+async def test_stored_responses_are_written_off_the_request_path_and_pruned(sdk: openai.AsyncOpenAI, app: FastAPI,
+                                                                           database: Any) -> None:
+    store = app.state.responses
+    kept = await sdk.responses.create(model=CHAT['ollama'], input='keep me')
+    await store.flush()
+    async with database.session() as session:
+        row = await session.get(StoredResponse, kept.id)
+    assert row is not None and json.loads(row.response)['id'] == kept.id
+    assert (await sdk.responses.retrieve(kept.id)).output_text == kept.output_text  # read back from the table
+    assert await store.prune(timedelta(days=1)) == 0
+    assert await store.prune(timedelta(0)) == 1
+    with pytest.raises(openai.NotFoundError):
+        await sdk.responses.retrieve(kept.id)
