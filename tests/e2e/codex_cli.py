@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,7 +106,8 @@ class Codex:
     home: Path  # CODEX_HOME: holds config.toml exactly as agentic_ai/codex/ ships it
     trap: ProxyTrap = field(default_factory=ProxyTrap)
 
-    def run(self, workdir: Path, prompt: str, *, base_url: str, model: str, api_key: str) -> CodexRun:
+    def run(self, workdir: Path, prompt: str, *, base_url: str, model: str, api_key: str,
+            options: Sequence[str] = ()) -> CodexRun:
         """`codex exec` once, non-interactively: the server's address and the model given on the command line
         (as a user with another host would), the sandbox letting the agent's own shell tool run in `workdir`."""
         last = workdir.parent / f'{workdir.name}-last-message.txt'
@@ -119,7 +120,7 @@ class Codex:
         result = subprocess.run(
             [str(self.binary), 'exec', '--skip-git-repo-check', '--ephemeral', '--sandbox', 'workspace-write',
              '--color', 'never', '-C', str(workdir), '-o', str(last),
-             '-c', f'model_providers.mindrouter.base_url="{base_url}"', '-m', model, prompt],
+             '-c', f'model_providers.mindrouter.base_url="{base_url}"', '-m', model, *options, prompt],
             env=env, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT)
         return CodexRun(result.returncode, result.stdout, result.stderr,
                         last.read_text() if last.exists() else '')

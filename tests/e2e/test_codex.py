@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from sim.text import expected_text
+from sim.text import expected_text, expected_thinking
 from tests.e2e.cluster import Cluster, running_cluster
 from tests.e2e.codex_cli import Codex, codex_home, install_codex
 
 TOKENS = 8
 MODELS = {'sim-ollama': 'llama3.2', 'sim-vllm': 'meta-llama/Llama-3.2-1B-Instruct'}
+THINKERS = {'sim-ollama': 'qwen3:0.6b', 'sim-vllm': 'Qwen/Qwen3-8B'}
+THINKING_TOKENS = 8
 BACKENDS = pytest.mark.parametrize('backend', ['sim-ollama', 'sim-vllm'], ids=['ollama', 'vllm'])
 
 
@@ -30,8 +32,8 @@ def codex_binary() -> Path:
 
 @pytest.fixture(scope='module')
 def cluster(tmp_path_factory: pytest.TempPathFactory, codex_binary: Path) -> Iterator[Cluster]:
-    engines = {'sim-ollama': ('ollama', ['--models', 'llama3.2', '--tokens', str(TOKENS)]),
-               'sim-vllm': ('vllm', ['--models', MODELS['sim-vllm'], '--tokens', str(TOKENS)])}
+    engines = {backend: (backend.removeprefix('sim-'), ['--models', f'{MODELS[backend]},{THINKERS[backend]}',
+                                                        '--tokens', str(TOKENS)]) for backend in MODELS}
     with running_cluster(tmp_path_factory.mktemp('codex'), engines, unlimited=True) as cluster:
         yield cluster
 
@@ -76,20 +78,35 @@ def test_codex_completes_a_turn(codex: Codex, cluster: Cluster, tmp_path: Path, 
 def test_codex_runs_its_own_tool_and_sends_the_result_back(codex: Codex, cluster: Cluster, tmp_path: Path,
                                                            backend: str) -> None:
     cluster.sim_config(backend, tool_call={'name': 'exec_command', 'arguments': {'cmd': 'cat marker.txt'}})
-    before = len(responses_prompts(cluster))
-    run = codex.run(workdir(tmp_path), 'What does marker.txt say?', base_url=f'{cluster.url}/v1',
-                    model=MODELS[backend], api_key=cluster.key)
+    work = workdir(tmp_path)
+    marker = f'the marker is {backend}-{tmp_path.name}'  # unique: this run's result, not an earlier test's
+    (work / 'marker.txt').write_text(marker + '\n')
+    run = codex.run(work, 'What does marker.txt say?', base_url=f'{cluster.url}/v1', model=MODELS[backend],
+                    api_key=cluster.key)
     assert run.returncode == 0, run.stderr[-3000:]
-    turns = _wait_for_audit(cluster, before + 2)
-    tool_result = turns[-1][-1]
-    assert tool_result['role'] == 'tool' and 'the marker is 42' in tool_result['content']  # Codex ran `cat`
-    assert run.last_message.strip() == expected_text(tool_result['content'], TOKENS)  # the answer it seeded
+    tool_result = _tool_result_sent(cluster, marker)  # Codex ran `cat` and sent its output back
+    assert run.last_message.strip() == expected_text(tool_result, TOKENS), run.stdout[-3000:]  # the answer it seeded
 
 
-def _wait_for_audit(cluster: Cluster, count: int) -> list[list[dict[str, str]]]:
+@BACKENDS
+def test_codex_shows_the_models_reasoning(codex: Codex, cluster: Cluster, tmp_path: Path, backend: str) -> None:
+    prompt = 'Why is the sky blue?'
+    run = codex.run(workdir(tmp_path), prompt, base_url=f'{cluster.url}/v1', model=THINKERS[backend],
+                    api_key=cluster.key, options=['-c', 'model_reasoning_effort="high"', '--json'])
+    assert run.returncode == 0, run.stderr[-3000:]
+    items = [event['item'] for event in map(json.loads, run.stdout.splitlines())
+             if event.get('type') == 'item.completed']
+    shown = [(item['type'], item['text']) for item in items if item['type'] in ('reasoning', 'agent_message')]
+    assert shown == [('reasoning', expected_thinking(prompt, THINKING_TOKENS)),
+                     ('agent_message', expected_text(prompt, TOKENS))]
+
+
+def _tool_result_sent(cluster: Cluster, marker: str) -> str:
+    """The tool result holding `marker` that the gateway sent on (the audit trail is written within a second)."""
     deadline = time.monotonic() + 10
     while True:
-        turns = responses_prompts(cluster)
-        if len(turns) >= count or time.monotonic() > deadline:
-            return turns
+        for turn in responses_prompts(cluster):
+            if turn and turn[-1]['role'] == 'tool' and marker in turn[-1]['content']:
+                return turn[-1]['content']
+        assert time.monotonic() < deadline, f'no tool result with {marker!r} reached an engine'
         time.sleep(0.1)
