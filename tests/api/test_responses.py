@@ -261,3 +261,18 @@ async def test_stored_responses_are_written_off_the_request_path_and_pruned(sdk:
     assert await store.prune(timedelta(0)) == 1
     with pytest.raises(openai.NotFoundError):
         await sdk.responses.retrieve(kept.id)
+
+
+@pytest.mark.parametrize('stream', [False, True], ids=['whole', 'stream'])
+async def test_a_backend_failing_before_the_first_byte_is_replaced(admin: httpx.AsyncClient, stream: bool) -> None:
+    async with SimServer('ollama', SimConfig(tokens=TOKENS)) as broken, \
+            SimServer('ollama', SimConfig(tokens=TOKENS)) as fine:
+        for name, engine in (('broken', broken), ('fine', fine)):
+            await admin.post('/api/admin/backends/register', json={'name': name, 'url': engine.url, 'engine': 'ollama'})
+        broken.config.fault = 'error_500'
+        for _ in range(4):  # at least one meets the broken backend first, and is served by the other
+            answered = await admin.post('/v1/responses', json={'model': 'llama3.2', 'input': 'hi', 'stream': stream,
+                                                               'store': False})
+            assert answered.status_code == 200 and answered.headers['x-mindrouter-backend'] == 'fine'
+            assert expected_text('hi', TOKENS) in answered.text
+        assert broken.stats.requests_total >= 1 and fine.stats.requests_total == 4
