@@ -56,8 +56,10 @@ class ResponsesStreamEncoder:
     media_type = SSE
 
     def __init__(self, req: ResponsesRequest, *, response_id: str, created: int,
-                 on_done: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_done: Callable[[dict[str, Any]], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._req = req
+        self._clock = clock  # for `completed_at`
         self._id = response_id
         self._created = created
         self._on_done = on_done
@@ -99,7 +101,7 @@ class ResponsesStreamEncoder:
         status = 'incomplete' if finish_reason == 'length' else 'completed'
         final = self._response(status, usage_body(usage, reasoning_chars=self._reasoning_chars,
                                                   text_chars=self._text_chars),
-                               finish_reason=finish_reason, completed_at=int(time.time()))
+                               finish_reason=finish_reason, completed_at=int(self._clock()))
         if self._on_done is not None:
             self._on_done(final)
         return out + self._event(f'response.{status}', response=final)
