@@ -69,8 +69,10 @@ class ResponseStore:
             self._wake.set()
             await self._task
             self._task = None
-        with contextlib.suppress(Exception):
+        try:
             await self.flush()
+        except Exception as exc:  # shutting down with the database away: say what is lost
+            log.error('responses: %d stored responses could not be written at shutdown: %s', len(self._pending), exc)
 
     async def flush(self) -> None:
         async with self._lock:
