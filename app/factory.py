@@ -30,6 +30,7 @@ from app.routers import (
     ollama,
     openai,
     public,
+    responses,
     search,
     telemetry,
 )
@@ -51,6 +52,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(openai.router)
+    app.include_router(responses.router)
     app.include_router(search.router)
     app.include_router(ollama.router)
     app.include_router(anthropic.router)

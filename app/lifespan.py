@@ -38,6 +38,7 @@ from core.quotas.token_meter import RedisTokenMeter
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
+from core.responses.store import ResponseStore
 from core.runtime import Runtime
 from core.scheduler.fair_queue import FairQueue
 from core.scheduler.ledger import AdmissionLedger, LocalLedger
@@ -81,6 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.schema_head = head_revision()  # read from disk once, not per probe
     app.state.authenticator = authenticator
     app.state.audit = audit
+    app.state.responses = responses = ResponseStore(database)
     app.state.registry = registry
     app.state.monitor = monitor
     app.state.ledger = ledger
@@ -111,7 +113,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                  telemetry_sample=settings.telemetry_sample_interval,
                                                  lease_ttl=settings.leader_lease_ttl),
                           housekeeping=[Housekeeping('chat-uploads', UNSENT_UPLOAD_SWEEP,
-                                                     lambda: _purge_unsent_uploads(database, settings))])
+                                                     lambda: _purge_unsent_uploads(database, settings)),
+                                        Housekeeping('stored-responses', STORED_RESPONSE_SWEEP,
+                                                     lambda: _prune_stored_responses(responses, settings))])
     app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
@@ -137,6 +141,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             authenticator=authenticator, quota=app.state.quota, api=Loopback(app)))
     usage_writer.start()
     audit.start()
+    responses.start()
     await ledger.start()
     await jobs.start()
     try:
@@ -153,6 +158,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.images.aclose()
         await control_client.aclose()
         await audit.stop()  # flushes what is still in memory
+        await responses.stop()
         await usage_writer.stop()
         await close_sign_in_guard()  # the login page's (its Redis connection)
         await dispose_database()
@@ -168,3 +174,12 @@ async def _purge_unsent_uploads(database: Database, settings: Settings) -> None:
         removed = await chat_files.purge_unsent(session, older_than=utcnow() - UNSENT_UPLOAD_AGE, settings=settings)
     if removed:
         log.info('deleted %d chat upload(s) never sent', removed)
+
+
+STORED_RESPONSE_SWEEP = 3600.0  # seconds between deletions of stored responses past their retention
+
+
+async def _prune_stored_responses(responses: ResponseStore, settings: Settings) -> None:
+    removed = await responses.prune(timedelta(days=settings.responses_retention_days))
+    if removed:
+        log.info('deleted %d stored response(s) older than %d days', removed, settings.responses_retention_days)

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     node_poll_interval: float = Field(default=10.0, gt=0)  # seconds between sidecar polls, one per node
     telemetry_sample_interval: float = Field(default=30.0, gt=0)  # seconds between telemetry history rows
     telemetry_retention_days: int = Field(default=30, ge=1)  # telemetry history older than this is deleted
+    responses_retention_days: int = Field(default=30, ge=1)  # stored /v1/responses older than this are deleted
     backend_unhealthy_after: int = Field(default=2, ge=1)  # consecutive failed checks that take a backend out
     backend_cooldown: float = Field(default=10.0, ge=0)  # seconds a backend is skipped after a failed request
     backend_check_interval: float = Field(default=30.0, gt=0)  # model discovery and health, per backend

@@ -19,6 +19,7 @@ from core.models.leases import JobLease
 from core.models.model_settings import ModelSetting
 from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
+from core.models.responses import StoredResponse
 from core.models.site_settings import SiteSetting
 from core.models.telemetry import BackendSample, GpuSample
 
@@ -53,6 +54,7 @@ __all__ = [
     'RoleName',
     'RolePublic',
     'SiteSetting',
+    'StoredResponse',
     'User',
     'UserPublic',
     'utcnow',

@@ -1,0 +1,1 @@
+"""Stored Responses API answers: written off the request path, read back for their owner."""
