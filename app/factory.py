@@ -81,6 +81,7 @@ HOT_ROUTES: dict[tuple[str, str], Handler] = {
     ('POST', '/api/embed'): ollama.embed,
     ('POST', '/anthropic/v1/messages'): anthropic.messages,
     ('POST', '/v1/messages'): anthropic.root_messages,  # the root alias (ANTHROPIC_BASE_URL = the server)
+    ('POST', '/v1/responses'): responses.create_response,  # Codex's whole conversation goes through it
 }
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app import inference
-from app.deps import Caller, require_api_key
+from app import inference, intake
+from app.deps import Caller
 from app.inference import Exchange
 from app.responses import JSONResponse
 from core.errors import InvalidRequest, NotFound
@@ -24,10 +24,10 @@ _ITEM_ID_PREFIX = {'message': 'msg', 'function_call': 'fc', 'function_call_outpu
 
 
 @router.post('/responses')
-async def create_response(request: Request) -> Response:
-    exchange = Exchange(request, await require_api_key(request), '/v1/responses')
-    req = dialect.parse_request(await inference.read_json(request, exchange.settings.max_request_bytes))
-    store = _store(request)
+@intake.route('/v1/responses')
+async def create_response(exchange: Exchange) -> Response:
+    req = dialect.parse_request(await intake.read_json(exchange.request))
+    store = _store(exchange.request)
     history: list[dict[str, Any]] = []
     if req.previous_response_id is not None:
         previous = await store.get(req.previous_response_id, exchange.principal.user_id)

@@ -24,6 +24,7 @@ class Package:
 
 CLAUDE_CODE = Package('@anthropic-ai/claude-code', '2.1.332', 'claude')
 OPENCODE = Package('opencode-ai', '1.18.33', 'opencode')
+CODEX = Package('@openai/codex', '0.171.0', 'codex')
 
 REPO = Path(__file__).resolve().parents[2]
 _INSTALL_TIMEOUT_S = 600

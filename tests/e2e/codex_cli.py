@@ -23,44 +23,24 @@ from typing import Any
 
 import pytest
 
-CODEX_VERSION = '0.171.0'
+from tests.agents.clis import CODEX, AgentUnavailable, cache_root, install
+
+CODEX_VERSION = CODEX.version
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / 'agentic_ai' / 'codex' / 'config.toml'
 RUN_TIMEOUT = 120.0  # seconds a whole `codex exec` may take
-INSTALL_TIMEOUT = 300.0
-
-
-def agents_cache() -> Path:
-    base = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache')
-    return base / 'mindrouter' / 'agents'
 
 
 def install_codex() -> Path:
-    """The `codex` executable of the pinned release, installed from npm on first use. Skips the test (fails under
-    CI=true) when npm is missing or the registry cannot be reached."""
-    prefix = agents_cache() / f'@openai+codex@{CODEX_VERSION}'
-    binary = prefix / 'node_modules' / '.bin' / 'codex'
-    if binary.exists():
-        return binary
-    npm = shutil.which('npm')
-    reason = None
-    if npm is None:
-        reason = 'npm is not installed'
-    else:
-        prefix.mkdir(parents=True, exist_ok=True)
-        try:
-            result = subprocess.run([npm, 'install', '--no-audit', '--no-fund', '--prefix', str(prefix),
-                                     f'@openai/codex@{CODEX_VERSION}'], capture_output=True, text=True,
-                                    timeout=INSTALL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            reason = f'npm install @openai/codex@{CODEX_VERSION} timed out (registry unreachable?)'
-        else:
-            if result.returncode != 0 or not binary.exists():
-                reason = f'npm could not install @openai/codex@{CODEX_VERSION}: {result.stderr.strip()[-500:]}'
-    assert reason is not None
-    if os.environ.get('CI'):
-        pytest.fail(f'{reason}; CI must run the real Codex CLI')
-    pytest.skip(f'{reason} (the Codex CLI tests need the npm registry once, to fill {agents_cache()})')
+    """The `codex` executable of the pinned release (tests/agents/clis.py installs every agent CLI the same way).
+    Skips the test (fails under CI=true) when npm is missing or the registry cannot be reached."""
+    try:
+        return install(CODEX)
+    except AgentUnavailable as exc:
+        if os.environ.get('CI'):
+            pytest.fail(f'{exc}; CI must run the real Codex CLI')
+        pytest.skip(f'{exc} (the Codex CLI tests need the npm registry once, to fill {cache_root()})')
 
 
 class ProxyTrap:
