@@ -16,6 +16,7 @@ from app.routers import (
     admin,
     admin_audit,
     admin_limits,
+    admin_model_aliases,
     admin_models,
     admin_queue,
     admin_settings,
@@ -48,6 +49,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(anthropic.router)
     app.include_router(admin.router)
     app.include_router(admin_models.router)
+    app.include_router(admin_model_aliases.router)
     app.include_router(admin_queue.router)
     app.include_router(admin_limits.router)
     app.include_router(admin_users.router)
