@@ -24,6 +24,7 @@ from app.routers import (
     anthropic,
     fallback,
     health,
+    mcp,
     nodes,
     ollama,
     openai,
@@ -58,6 +59,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(account.router)
     app.include_router(nodes.router)
     app.include_router(telemetry.router)
+    app.include_router(mcp.router)  # /mcp: the MCP server (its session manager runs in the app's lifespan)
     fallback.install(app)  # last: answers only what no other route matched
     return app
 
