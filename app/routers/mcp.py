@@ -76,6 +76,12 @@ class _McpEndpoint:
 
 async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope, receive)
+    if request.method != 'POST':  # stateless, whole answers: no stream to open (GET), no session to end (DELETE)
+        refusal = JSONResponse({'jsonrpc': '2.0', 'id': None, 'error': {
+            'code': -32000, 'message': f'{request.method} is not supported here: send JSON-RPC messages by POST'}},
+            status_code=405, headers={'Allow': 'POST'})
+        await refusal(scope, receive, send)
+        return
     try:
         await require_api_key(request)
     except MindRouterError as exc:
@@ -93,7 +99,10 @@ async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     await manager.handle_request(scope, receive, send)
 
 
-router.routes.append(Route(PATH, _McpEndpoint(), methods=['GET', 'POST', 'DELETE'], include_in_schema=False))
+# Every method reaches the endpoint, which answers all but POST with 405 itself: left to routing, a GET would
+# fall through to the console mounted at / and get an HTML page.
+router.routes.append(Route(PATH, _McpEndpoint(), methods=['GET', 'POST', 'DELETE', 'PUT', 'PATCH'],
+                           include_in_schema=False))
 
 
 def build_server() -> MCPServer:

@@ -132,6 +132,13 @@ async def test_a_bad_key_is_refused_before_any_session(cluster: Cluster) -> None
     assert accepted.status_code == 200
 
 
+async def test_only_post_is_served_no_stream_is_opened(cluster: Cluster) -> None:
+    for method in ('GET', 'DELETE'):
+        refused = await call(cluster, method, '/mcp', key=cluster.key, headers={'Accept': 'text/event-stream'})
+        assert refused.status_code == 405 and refused.headers['allow'] == 'POST'
+        assert refused.json()['error']['message'].startswith(method)
+
+
 async def test_bad_arguments_come_back_as_tool_errors_that_say_why(cluster: Cluster) -> None:
     async with mcp_session(cluster, {'Authorization': f'Bearer {cluster.key}'}) as session:
         unknown = await session.call_tool('ask_model', {'model': 'no-such-model', 'prompt': 'hi'})

@@ -1,9 +1,13 @@
-"""The MCP server as the MCP Inspector sees it: `@modelcontextprotocol/inspector-cli` (from npm, pinned, cached
-under ${XDG_CACHE_HOME:-~/.cache}/mindrouter/agents/) lists the tools of a real `mindrouter serve` and calls one.
-Without npm or its registry the tests skip and say why, except under CI (CI=true), where that fails the run."""
+"""The MCP server as npm's MCP clients see it, against a real `mindrouter serve`: the MCP Inspector
+(`@modelcontextprotocol/inspector-cli`) lists the tools and calls one, and agentic_ai/claude-desktop's
+claude_desktop_config.json, as a user copies it (only the server's address and the key filled in), is started the
+way Claude Desktop starts it (its command, args and env: `npx mcp-remote`) and serves the tools over stdio.
+The npm packages are pinned and cached under ${XDG_CACHE_HOME:-~/.cache}/mindrouter/agents/. Without npm or its
+registry the tests skip and say why, except under CI (CI=true), where that fails the run."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -13,11 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 
 from sim.text import expected_text
 from tests.e2e.cluster import Cluster, running_cluster
+from tests.e2e.processes import REPO
 
 INSPECTOR = ('@modelcontextprotocol/inspector-cli', '1.0.3', 'mcp-inspector-cli')  # npm name, version, command
+MCP_REMOTE = ('mcp-remote', '0.15.1', 'mcp-remote')  # the version claude_desktop_config.json pins
+DESKTOP_CONFIG = REPO / 'agentic_ai' / 'claude-desktop' / 'claude_desktop_config.json'
+PLACEHOLDERS = ('https://mindrouter.example.edu/mcp', 'YOUR_MINDROUTER_API_KEY')  # what a user replaces
 QUIET = {'NO_UPDATE_NOTIFIER': '1', 'npm_config_update_notifier': 'false'}
 
 
@@ -96,3 +106,29 @@ def test_the_inspector_is_refused_with_a_bad_key(inspector: Path, cluster: Clust
     refused = inspect(inspector, cluster, '--method', 'tools/list', key='mr-not-a-key')
     assert refused.returncode != 0
     assert 'Invalid API key' in refused.stderr
+
+
+def test_the_claude_desktop_config_serves_the_tools_through_mcp_remote(cluster: Cluster) -> None:
+    mcp_remote = _install(*MCP_REMOTE)
+    config = json.loads(DESKTOP_CONFIG.read_text())['mcpServers']['mindrouter']
+    assert config['command'] == 'npx' and f'{MCP_REMOTE[0]}@{MCP_REMOTE[1]}' in config['args']
+    url, key = PLACEHOLDERS
+    args = [arg.replace(url, f'{cluster.url}/mcp') for arg in config['args']]
+    env = {name: value.replace(key, cluster.key) for name, value in config['env'].items()}
+    # npx finds the pinned mcp-remote installed in its folder (no download) when started from there
+    server = StdioServerParameters(command=config['command'], args=args, env={**env, **QUIET},
+                                   cwd=mcp_remote.parents[2])
+
+    async def session_tools() -> tuple[set[str], dict[str, Any]]:
+        async with stdio_client(server) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            tools = {tool.name for tool in (await session.list_tools()).tools}
+            called = await session.call_tool('ask_model', {'model': 'llama3.2', 'prompt': 'Say hello',
+                                                           'max_tokens': 2})
+            assert not called.is_error and called.structured_content is not None
+            return tools, called.structured_content
+
+    # bounded: refused, mcp-remote would start an OAuth sign-in in a browser and wait for it
+    tools, answered = asyncio.run(asyncio.wait_for(session_tools(), timeout=90))
+    assert tools == {'web_search', 'list_models', 'ask_model', 'embed'}
+    assert answered['answer'] == expected_text('Say hello', 2)
