@@ -85,8 +85,9 @@ async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
     try:
         await require_api_key(request)
     except MindRouterError as exc:
+        challenge = {'WWW-Authenticate': 'Bearer'} if exc.status_code == 401 else {}
         response = JSONResponse({'jsonrpc': '2.0', 'id': None, 'error': {'code': -32001, 'message': exc.message}},
-                                status_code=exc.status_code, headers={'WWW-Authenticate': 'Bearer'})
+                                status_code=exc.status_code, headers=challenge)
         await response(scope, receive, send)
         return
     scope[_KEY_DIGEST] = scope.get(LOOPBACK_KEY_DIGEST) or api_key_digest(presented_api_key(request) or '')
