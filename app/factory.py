@@ -19,6 +19,7 @@ from app.routers import (
     admin,
     admin_audit,
     admin_limits,
+    admin_model_aliases,
     admin_models,
     admin_queue,
     admin_settings,
@@ -26,6 +27,7 @@ from app.routers import (
     anthropic,
     fallback,
     health,
+    mcp,
     nodes,
     ollama,
     openai,
@@ -59,6 +61,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(anthropic.root_router)
     app.include_router(admin.router)
     app.include_router(admin_models.router)
+    app.include_router(admin_model_aliases.router)
     app.include_router(admin_queue.router)
     app.include_router(admin_limits.router)
     app.include_router(admin_users.router)
@@ -67,6 +70,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(account.router)
     app.include_router(nodes.router)
     app.include_router(telemetry.router)
+    app.include_router(mcp.router)  # /mcp: the MCP server (its session manager runs in the app's lifespan)
     fallback.install(app)  # last: answers only what no other route matched
     return app
 

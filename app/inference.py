@@ -33,6 +33,7 @@ from core.gateway.image_fetch import prepare_images
 from core.gateway.service import Answered, Gateway, StreamBroken, UpstreamStream
 from core.models import utcnow
 from core.quotas.guard import QuotaGuard
+from core.registry.view import RegistryView
 from core.scheduler.cost import chat_cost, embedding_cost
 from core.scheduler.scheduler import Requester
 from core.status.metrics import GatewayMetrics
@@ -66,6 +67,7 @@ class Exchange:
     started: float = field(default_factory=time.perf_counter)
     created: int = field(default_factory=lambda: int(time.time()))
     recorded: bool = False  # its audit record was made (exactly one per request)
+    alias: str | None = None  # the model alias the client named (resolve()), kept for the answer and the audit
 
     def __post_init__(self) -> None:
         REQUEST_ID.set(self.request_id)  # every line logged while it is served carries its id (app/logs.py)
@@ -79,6 +81,20 @@ class Exchange:
     def settings(self) -> Settings:
         settings: Settings = self.request.app.state.settings
         return settings
+
+    def resolve(self, model: str) -> str:
+        """The served model for the name the client sent (404 if none), noting an alias it named. A name that is
+        already served costs one comparison more: aliases are looked up only when the name changed."""
+        served = self.gateway.resolve(model)
+        if served != model:
+            registry: RegistryView = self.request.app.state.registry
+            if registry.alias_target(model) is not None:
+                self.alias = model
+        return served
+
+    def answer_model(self, served: str) -> str:
+        """The model name the answer carries: the alias when the client named one, so it sees what it asked for."""
+        return self.alias or served
 
     async def admit(self) -> None:
         """The caller's own limits (429 with Retry-After), before the request queues or sends a byte."""
@@ -117,7 +133,8 @@ class Exchange:
         now = utcnow()
         audit.submit(AuditRecord(
             request_id=self.request_id, endpoint=self.endpoint, status=status, http_status=http_status,
-            user_id=self.principal.user_id, api_key_id=self.principal.key_id, total_ms=total_ms,
+            requested_model=self.alias, user_id=self.principal.user_id, api_key_id=self.principal.key_id,
+            total_ms=total_ms,
             client_ip=client.host if client else None,
             user_agent=(self.request.headers.get('user-agent') or '')[:255] or None,
             created_at=now - timedelta(milliseconds=total_ms), completed_at=now, **fields,
@@ -127,7 +144,7 @@ class Exchange:
 async def complete(exchange: Exchange, chat: ChatRequest,
                    render: Callable[[ChatResponse, Exchange], dict[str, Any]]) -> Response:
     """A non-streaming chat or completion, rendered by the dialect."""
-    chat.model = exchange.gateway.resolve(chat.model)
+    served = chat.model = exchange.resolve(chat.model)
     chat.request_id = exchange.request_id
     prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
     try:
@@ -136,20 +153,21 @@ async def complete(exchange: Exchange, chat: ChatRequest,
         requester = exchange.chat_requester(chat)
         result = await until_disconnect(exchange.request, exchange.gateway.complete(chat, requester))
     except asyncio.CancelledError:
-        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=chat.model, prompt=prompt)
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=served, prompt=prompt)
         return Response(status_code=CLIENT_CLOSED)
     except MindRouterError as exc:
-        exchange.record(status='failed', http_status=exc.status_code, model=chat.model, error=exc.message,
+        exchange.record(status='failed', http_status=exc.status_code, model=served, error=exc.message,
                         prompt=prompt)
         raise
     answer = result.response
+    chat.model = exchange.answer_model(served)  # the dialect renders the name the client asked for
     response = JSONResponse(render(answer, exchange))
     overhead = _timing_headers(response, exchange, result.backend.name, result.timing.queue_ms,
                                result.timing.backend_ms)
     valid = answer_conforms(chat, answer.content, answer.tool_calls)
     if valid is not None:
         response.headers['X-MindRouter-Schema-Valid'] = 'true' if valid else 'false'
-    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=chat.model, schema_valid=valid,
+    exchange.record(status='completed', http_status=200, overhead_ms=overhead, model=served, schema_valid=valid,
                     backend_id=result.backend.id, backend_name=result.backend.name,
                     prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
                     queue_ms=result.timing.queue_ms,
@@ -160,7 +178,7 @@ async def complete(exchange: Exchange, chat: ChatRequest,
 async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatRequest, Exchange], StreamEncoder],
                  ) -> Response:
     """A streaming chat or completion: the engine's chunks re-framed one by one in the client's dialect."""
-    chat.model = exchange.gateway.resolve(chat.model)
+    served = chat.model = exchange.resolve(chat.model)
     chat.request_id = exchange.request_id
     prompt = _prompt_text(chat) if exchange.settings.audit_log_prompts else None
     try:
@@ -169,7 +187,7 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
         requester = exchange.chat_requester(chat)
         upstream = await exchange.gateway.open_stream(chat, requester)
     except MindRouterError as exc:  # before any byte: a normal error response in the dialect
-        exchange.record(status='failed', http_status=exc.status_code, model=chat.model, stream=True,
+        exchange.record(status='failed', http_status=exc.status_code, model=served, stream=True,
                         error=exc.message, prompt=prompt)
         raise
     relayed = _Relayed()
@@ -180,12 +198,13 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
             relayed.done = True
             upstream.release()
             await upstream.close()
-            exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=chat.model, stream=True,
+            exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=served, stream=True,
                             backend_id=upstream.backend.id, backend_name=upstream.backend.name, prompt=prompt)
 
     try:
+        chat.model = exchange.answer_model(served)  # the backend is chosen: frames name the model as asked
         framer = encoder(chat, exchange)
-        response = _RelayResponse(_relay(exchange, chat, upstream, framer, prompt, relayed),
+        response = _RelayResponse(_relay(exchange, chat, served, upstream, framer, prompt, relayed),
                                   media_type=framer.media_type, abandon=abandon)
     except BaseException:
         await abandon()
@@ -218,9 +237,14 @@ class _RelayResponse(StreamingResponse):
 
 async def embed(exchange: Exchange, request: EmbeddingRequest,
                 render: Callable[[EmbeddingResponse, Exchange], dict[str, Any]]) -> Response:
-    request.model = exchange.gateway.resolve(request.model)
-    return await one_shot(exchange, request.model, embedding_cost(request),
-                          lambda requester: exchange.gateway.embed(request, requester), render,
+    served = request.model = exchange.resolve(request.model)
+
+    def render_as_asked(answer: EmbeddingResponse, exchange: Exchange) -> dict[str, Any]:
+        request.model = exchange.answer_model(served)  # the embedding is done: name the model as the client did
+        return render(answer, exchange)
+
+    return await one_shot(exchange, served, embedding_cost(request),
+                          lambda requester: exchange.gateway.embed(request, requester), render_as_asked,
                           lambda answer: answer.prompt_tokens)
 
 
@@ -245,8 +269,8 @@ async def one_shot(exchange: Exchange, model: str, cost: int, work: Callable[[Re
     return response
 
 
-async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream, framer: StreamEncoder,
-                 prompt: str | None, relayed: _Relayed) -> AsyncIterator[bytes]:
+async def _relay(exchange: Exchange, chat: ChatRequest, served: str, upstream: UpstreamStream,
+                 framer: StreamEncoder, prompt: str | None, relayed: _Relayed) -> AsyncIterator[bytes]:
     status, http_status, error = 'completed', 200, None
     first_token_ms: float | None = None
     try:
@@ -281,7 +305,7 @@ async def _relay(exchange: Exchange, chat: ChatRequest, upstream: UpstreamStream
             text = ''.join(upstream.text) if wanted else ''
             valid = answer_conforms(chat, text, upstream.tool_calls) if status == 'completed' else None
             exchange.record(
-                status=status, http_status=http_status, model=chat.model, stream=True, error=error,
+                status=status, http_status=http_status, model=served, stream=True, error=error,
                 schema_valid=valid,
                 backend_id=upstream.backend.id, backend_name=upstream.backend.name,
                 prompt_tokens=upstream.usage.prompt_tokens, completion_tokens=upstream.usage.completion_tokens,

@@ -49,15 +49,18 @@ class Loopback:
         self._app = app
 
     @asynccontextmanager
-    async def stream(self, *, key_digest: str, path: str, body: dict[str, Any]) -> AsyncIterator[LoopbackResponse]:
-        """POST `body` as JSON to `path`; the response's status and headers, with its body to iterate."""
+    async def stream(self, *, key_digest: str, path: str, body: dict[str, Any], user_agent: str = 'mindrouter-console',
+                     client: tuple[str, int] = ('127.0.0.1', 0)) -> AsyncIterator[LoopbackResponse]:
+        """POST `body` as JSON to `path`; the response's status and headers, with its body to iterate.
+        `user_agent` and `client` are what the audit row says of the caller (the MCP server names itself and its
+        client's address)."""
         payload = orjson.dumps(body)
         scope = {
             'type': 'http', 'asgi': {'version': '3.0'}, 'http_version': '1.1', 'method': 'POST', 'scheme': 'http',
             'path': path, 'raw_path': path.encode(), 'query_string': b'', 'root_path': '',
             'headers': [(b'host', b'mindrouter.console'), (b'content-type', b'application/json'),
-                        (b'content-length', str(len(payload)).encode()), (b'user-agent', b'mindrouter-console')],
-            'client': ('127.0.0.1', 0), 'server': ('mindrouter.console', 80), LOOPBACK_KEY_DIGEST: key_digest,
+                        (b'content-length', str(len(payload)).encode()), (b'user-agent', user_agent.encode())],
+            'client': client, 'server': ('mindrouter.console', 80), LOOPBACK_KEY_DIGEST: key_digest,
         }
         sent_body = False
         gone = asyncio.Event()

@@ -72,6 +72,12 @@ class NotFound(MindRouterError):
     code = 'not_found'
 
 
+class Conflict(MindRouterError):
+    status_code = 409
+    error_type = 'invalid_request_error'
+    code = 'conflict'
+
+
 class UserNotFound(NotFound):
     code = 'user_not_found'
 

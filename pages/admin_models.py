@@ -27,6 +27,7 @@ from core.admin.model_catalog import CatalogRow, ModelChanges
 from core.config import get_settings
 from core.db import get_database
 from core.registry.store import CAPABILITIES
+from pages.admin_model_aliases import AliasSection, load_aliases
 
 REFRESH_SECONDS = 5.0
 MIN_CONTEXT = 512  # core.registry.store refuses less
@@ -61,6 +62,7 @@ class _ModelsPage:
                  'thinking). Override them when discovery is wrong, e.g. a vLLM server started with tool calling '
                  'off. The context override sets the context every request gets (Ollama num_ctx).') \
             .classes('text-sm opacity-70')
+        self._aliases = ui.column().classes('w-full')
         self._list = ui.column().classes('w-full gap-3').mark('models')
 
     @admin_handler
@@ -73,6 +75,12 @@ class _ModelsPage:
         backends = {b.id for row in rows for b in row.backends}
         where = '' if runtime.current() else ' (from the database: the gateway does not run in this process)'
         self._summary.text = f'{len(rows)} models on {len(backends)} backends{where}'
+        self._aliases.clear()
+        with self._aliases:
+            try:
+                AliasSection(await load_aliases(), [row.name for row in rows], on_changed=self.show)
+            except Exception as exc:
+                notify_failure(exc)
         self._list.clear()
         self._live = {}
         with self._list:

@@ -186,7 +186,7 @@ class ChatPage:
 
     def _offer_models(self, wanted: str | None) -> None:
         live = runtime.current()
-        models = chat_models(live.registry.catalog()) if live is not None else []
+        models = chat_models(live.registry.catalog(include_aliases=False)) if live is not None else []
         remembered = nicegui_app.storage.user.get('chat_model')
         if wanted is None and isinstance(remembered, str) and any(m.name == remembered for m in models):
             wanted = remembered

@@ -66,7 +66,7 @@ async def public_models() -> list[PublicModel]:
     async with get_database().session() as session:
         node_names = {node.id: node.name for node in await list_nodes(session)}
     models = []
-    for entry in view.catalog():
+    for entry in view.catalog(include_aliases=False):
         info = entry.info
         models.append(PublicModel(
             name=info.name, modality=modality(info.capabilities), context_length=info.context_length,

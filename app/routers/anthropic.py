@@ -59,7 +59,8 @@ async def count_tokens(request: Request, caller: Caller) -> JSONResponse:
 async def list_models(request: Request, caller: Caller) -> JSONResponse:
     registry: RegistryView = request.app.state.registry
     data: list[dict[str, Any]] = [
-        {'type': 'model', 'id': entry.info.name, 'display_name': entry.info.name,
+        {'type': 'model', 'id': entry.info.name,
+         'display_name': f'{entry.info.name} → {entry.alias_for}' if entry.alias_for else entry.info.name,
          'created_at': '1970-01-01T00:00:00Z'} for entry in registry.catalog()]
     return JSONResponse({'data': data, 'has_more': False, 'first_id': data[0]['id'] if data else None,
                          'last_id': data[-1]['id'] if data else None})

@@ -73,7 +73,8 @@ async def embeddings(exchange: Exchange) -> Response:
 @router.get('/tags')
 async def tags(request: Request, caller: Caller) -> JSONResponse:
     registry: RegistryView = request.app.state.registry
-    return JSONResponse({'models': [_tag(entry.info) for entry in registry.catalog()]})
+    return JSONResponse({'models': [_tag(entry.info) | ({'alias_for': entry.alias_for} if entry.alias_for else {})
+                                    for entry in registry.catalog()]})
 
 
 @router.get('/ps')
@@ -82,7 +83,7 @@ async def running(request: Request, caller: Caller) -> JSONResponse:
     (vLLM keeps its model loaded while it runs)."""
     registry: RegistryView = request.app.state.registry
     client: httpx.AsyncClient = request.app.state.control_client
-    entries = registry.catalog()
+    entries = registry.catalog(include_aliases=False)
     ollama_urls = {b.url for entry in entries for b in entry.backends if b.engine == Engine.ollama}
     loaded: dict[str, dict[str, Any]] = {}
     for listing in await asyncio.gather(*(_ps(client, url) for url in sorted(ollama_urls))):

@@ -86,7 +86,7 @@ async def list_models(request: Request, caller: Caller) -> JSONResponse:
 @router.get('/models/{model:path}')
 async def get_model(model: str, request: Request, caller: Caller) -> JSONResponse:
     registry: RegistryView = request.app.state.registry
-    name = registry.resolve(model)
+    name = model if registry.alias_target(model) else registry.resolve(model)  # an alias answers as itself
     entry = next((e for e in registry.catalog() if e.info.name == name), None)
     if entry is None:
         raise ModelNotFound(f"The model '{model}' does not exist", param='model')
@@ -97,4 +97,4 @@ def _model(entry: CatalogEntry) -> dict[str, Any]:
     info = entry.info
     return {'id': info.name, 'object': 'model', 'created': 0, 'owned_by': 'mindrouter',
             'context_length': info.context_length, 'modality': modality(info.capabilities),
-            'capabilities': sorted(info.capabilities)}
+            'capabilities': sorted(info.capabilities)} | ({'alias_for': entry.alias_for} if entry.alias_for else {})

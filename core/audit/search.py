@@ -273,6 +273,7 @@ def _list_row(row: RowMapping) -> dict[str, Any]:
 
 def _export_row(entry: RequestLog, username: str | None) -> dict[str, Any]:
     return {'request_id': entry.request_id, 'created_at': entry.created_at, 'user': username,
-            'endpoint': entry.endpoint, 'model': entry.model, 'status': entry.status,
+            'endpoint': entry.endpoint, 'model': entry.model, 'requested_model': entry.requested_model,
+            'status': entry.status,
             'prompt': parse_prompt(entry.prompt), 'response': entry.response,
             'prompt_tokens': entry.prompt_tokens, 'completion_tokens': entry.completion_tokens}

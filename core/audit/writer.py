@@ -31,6 +31,7 @@ class AuditRecord:
     status: str  # completed | failed | cancelled | rejected
     http_status: int
     model: str = ''
+    requested_model: str | None = None  # the alias asked for, when the model was named by one
     user_id: int | None = None
     api_key_id: int | None = None
     backend_id: int | None = None

@@ -16,6 +16,7 @@ from core.models.backends import Backend, BackendBase, BackendModel, BackendStat
 from core.models.base import utcnow
 from core.models.chat import AttachmentKind, ChatAttachment, ChatMessage, ChatRole, Conversation
 from core.models.leases import JobLease
+from core.models.model_aliases import ModelAlias
 from core.models.model_settings import ModelSetting
 from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
@@ -42,6 +43,7 @@ __all__ = [
     'Engine',
     'GpuSample',
     'JobLease',
+    'ModelAlias',
     'ModelSetting',
     'Node',
     'NodeBase',

@@ -28,7 +28,8 @@ class RequestLog(SQLModel, table=True):
     user_id: int | None = Field(default=None, foreign_key='users.id', ondelete='SET NULL')
     api_key_id: int | None = Field(default=None, foreign_key='api_keys.id', ondelete='SET NULL')
     endpoint: str = Field(max_length=64)  # e.g. /v1/chat/completions
-    model: str = Field(default='', max_length=255, index=True)
+    model: str = Field(default='', max_length=255, index=True)  # the served model
+    requested_model: str | None = Field(default=None, max_length=255)  # the alias the client asked for, if one
     backend_id: int | None = Field(default=None, foreign_key='backends.id', ondelete='SET NULL')
     backend_name: str | None = Field(default=None, max_length=100)  # kept when the backend is deleted
     stream: bool = False

@@ -35,7 +35,10 @@ class RegistryMonitor:
 
     async def reload(self) -> None:
         async with self._database.session() as session:
-            self._view.replace(await store.load_states(session))
+            states = await store.load_states(session)
+            aliases = await store.load_aliases(session)
+        self._view.replace(states)
+        self._view.replace_aliases(aliases)
 
     async def check(self, backend_id: int) -> Backend:
         """Discover one backend's models now and store the result. A backend turns unhealthy after

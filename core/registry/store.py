@@ -18,6 +18,7 @@ from core.models import (
     BackendStatus,
     BackendUpdate,
     Engine,
+    ModelAlias,
     ModelSetting,
     Node,
     NodeStatus,
@@ -206,6 +207,11 @@ async def load_states(session: AsyncSession) -> list[BackendState]:
             models={m.name: _model_info(m, settings.get(m.name)) for m in models},
         ))
     return states
+
+
+async def load_aliases(session: AsyncSession) -> dict[str, str]:
+    """Every model alias (alias -> target), for the in-memory view (core.admin.model_aliases edits them)."""
+    return {row.alias: row.target for row in await session.exec(select(ModelAlias))}
 
 
 def _model_info(model: BackendModel, setting: ModelSetting | None) -> ModelInfo:

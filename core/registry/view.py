@@ -4,7 +4,7 @@ every change and every few seconds, so that no request ever waits on a query to 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.models import BackendStatus
@@ -84,12 +84,24 @@ class CatalogEntry:
 
     info: ModelInfo
     backends: tuple[BackendState, ...]
+    alias_for: str | None = None  # an alias's entry: the served model that answers it (info.name is the alias)
+
+
+@dataclass(slots=True, frozen=True)
+class AliasState:
+    """An admin's alias as the gateway applies it now."""
+
+    alias: str
+    target: str  # as the admin set it
+    served: str | None  # the served name it resolves to now; None: no backend serves the target
+    shadowed: bool  # a backend serves a model of the alias's own name, which wins
 
 
 class RegistryView:
     def __init__(self) -> None:
         self._backends: dict[int, BackendState] = {}
         self._by_model: dict[str, list[BackendState]] = {}
+        self._aliases: dict[str, str] = {}  # alias -> target, as stored (core.registry.aliases)
 
     def replace(self, backends: Iterable[BackendState]) -> None:
         """Take fresh state from the database. A backend already known keeps its object — and so its
@@ -107,6 +119,9 @@ class RegistryView:
                 by_model.setdefault(name, []).append(backend)
         self._backends, self._by_model = fresh, by_model
 
+    def replace_aliases(self, aliases: dict[str, str]) -> None:
+        self._aliases = dict(aliases)
+
     def backend(self, backend_id: int) -> BackendState | None:
         return self._backends.get(backend_id)
 
@@ -115,7 +130,27 @@ class RegistryView:
         return list(self._backends.values())
 
     def resolve(self, model: str) -> str | None:
-        """The served name for a requested one: exact, or Ollama's implicit `:latest` tag."""
+        """The served name for a requested one: exact, Ollama's implicit `:latest` tag, or an alias's target
+        (a served model always wins over an alias of the same name)."""
+        served = self._served(model)
+        if served is None and model in self._aliases:
+            return self._served(self._aliases[model])
+        return served
+
+    def alias_target(self, model: str) -> str | None:
+        """The served model `model` names as an alias in force (not shadowed); None otherwise. One dict lookup
+        when the name is no alias, so the request path pays nothing for aliases it does not use."""
+        target = self._aliases.get(model)
+        if target is None or self._served(model) is not None:
+            return None
+        return self._served(target)
+
+    def aliases(self) -> list[AliasState]:
+        return [AliasState(alias=alias, target=target, served=self._served(target),
+                           shadowed=self._served(alias) is not None)
+                for alias, target in sorted(self._aliases.items())]
+
+    def _served(self, model: str) -> str | None:
         if model in self._by_model:
             return model
         if ':' not in model and f'{model}:latest' in self._by_model:
@@ -126,12 +161,21 @@ class RegistryView:
         """Every backend that lists the (resolved) model, whatever its health."""
         return self._by_model.get(model, [])
 
-    def catalog(self) -> list[CatalogEntry]:
+    def catalog(self, *, include_aliases: bool = True) -> list[CatalogEntry]:
+        """Every model a healthy backend serves, then (unless told not to) every alias in force, as an entry
+        named by the alias that carries its target's details and says which model answers it."""
         entries = []
         for name in sorted(self._by_model):
             healthy = tuple(backend for backend in self._by_model[name] if backend.healthy)
             if healthy:
                 entries.append(CatalogEntry(info=healthy[0].models[name], backends=healthy))
+        if include_aliases:
+            served = {entry.info.name: entry for entry in entries}
+            for state in self.aliases():
+                target = served.get(state.served or '')
+                if target is not None and not state.shadowed:
+                    entries.append(CatalogEntry(info=replace(target.info, name=state.alias),
+                                                backends=target.backends, alias_for=target.info.name))
         return entries
 
     def model_info(self, model: str) -> ModelInfo | None:

@@ -41,7 +41,7 @@ class ClusterStats:
             'backends': {'total': len(backends), 'taking_requests': healthy, **counts},
             'nodes': {'total': len(nodes), 'online': sum(1 for n in nodes if n.status == NodeStatus.online),
                       'offline': sum(1 for n in nodes if n.status == NodeStatus.offline)},
-            'models': [entry.info.name for entry in self._view.catalog()],
+            'models': [entry.info.name for entry in self._view.catalog(include_aliases=False)],
             'in_flight': sum(b.total_in_flight for b in backends),
             'alerts': [alert.as_dict() for alert in alerts],
         }

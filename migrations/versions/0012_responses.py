@@ -1,6 +1,6 @@
 """Stored Responses API answers (`store: true`), for `previous_response_id` and `GET /v1/responses/{id}`.
 
-Revision ID: 0012_responses
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-06
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision: str = '0012_responses'
+revision: str = '0012'
 down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -93,3 +93,35 @@ async def test_a_context_override_out_of_range_is_refused_inline(
     await user.should_see('requests get 8,192')
     model = {m['name']: m for m in (await served.get('/api/admin/models')).json()}[MODEL]
     assert model['context_length_override'] == 8192
+
+
+async def test_an_admin_adds_an_alias_that_v1_models_lists_and_deletes_it(
+        people: Database, served: httpx.AsyncClient, user: User) -> None:
+    await open_as_admin(user)
+    await user.should_see(marker='aliases-empty')
+    user.find(marker='alias-name').type('claude-sonnet-4-5')
+    user.find(marker='alias-target').click()
+    with user.scope(marker='aliases'):
+        user.find('qwen3:0.6b').click()
+    user.find(marker='alias-add').click()
+    await user.should_see('claude-sonnet-4-5 → qwen3:0.6b')
+    await user.should_see(marker='alias-claude-sonnet-4-5')
+    listed = {m['id']: m for m in (await served.get('/v1/models')).json()['data']}
+    assert listed['claude-sonnet-4-5']['alias_for'] == 'qwen3:0.6b'
+
+    user.find(marker='alias-name').type(MODEL)  # a served model's name: refused, it would shadow the model
+    user.find(marker='alias-target').click()
+    with user.scope(marker='aliases'):
+        user.find('nomic-embed-text:latest').click()
+    user.find(marker='alias-add').click()
+    await user.should_see('may not shadow it')
+
+    user.find(marker='alias-delete-claude-sonnet-4-5').click()
+    await user.should_see(marker='confirm-ok')
+    user.find(marker='confirm-ok').click()
+    await user.should_see('claude-sonnet-4-5 deleted')
+    await user.should_not_see(marker='alias-claude-sonnet-4-5')
+    assert 'claude-sonnet-4-5' not in {m['id'] for m in (await served.get('/v1/models')).json()['data']}
+    async with people.session() as session:
+        entries = list(await session.exec(select(AdminAction).where(col(AdminAction.action).startswith('model_alias'))))
+    assert [(e.action, e.via) for e in entries] == [('model_alias.set', 'console'), ('model_alias.delete', 'console')]
