@@ -4,6 +4,7 @@ key usage) that are flushed at shutdown."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -144,6 +145,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     responses.start()
     await ledger.start()
     await jobs.start()
+    if settings.gc_freeze:  # what start-up built lives as long as the process (docs/performance.md)
+        gc.collect()
+        gc.freeze()
     try:
         yield
     finally:

@@ -35,6 +35,7 @@ async def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.delenv(name, raising=False)
     data_dir = tmp_path / 'data'
     monkeypatch.setenv('DATA_DIR', str(data_dir))
+    monkeypatch.setenv('GC_FREEZE', 'false')  # hundreds of apps in one process: frozen cycles would never be freed
     monkeypatch.chdir(tmp_path)  # no stray .env from the repository
     reset_settings()
     yield data_dir

@@ -1,0 +1,25 @@
+"""After start-up the gateway takes what it built out of the cyclic collector's sight (gc.freeze), so that full
+collections, which walked every module and SDK model, no longer pause requests (docs/performance.md)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+
+
+@pytest.fixture
+def app_env() -> Iterator[dict[str, str]]:
+    yield {'GC_FREEZE': 'true'}
+    gc.unfreeze()  # this test process builds many apps: give the collector back what one start-up froze
+
+
+async def test_start_up_freezes_what_it_built(app: FastAPI) -> None:
+    assert gc.get_freeze_count() > 10_000  # modules, routers, models: the long-lived heap
+
+
+@pytest.mark.parametrize('app_env', [{'GC_FREEZE': 'false'}])
+async def test_the_setting_turns_it_off(app: FastAPI) -> None:
+    assert gc.get_freeze_count() == 0
