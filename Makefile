@@ -68,7 +68,8 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 		echo "Could not install from uv.lock; if it disagrees with pyproject.toml, run 'make lock'." >&2; exit 1; }
 	touch $(STAMP)
 
-$(UV): tools/uv.txt
+# The path names the version, so a uv already there is the right one (a fresh clone need not reinstall it).
+$(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "MindRouter needs Python 3.11 or newer (PYTHON=$(PYTHON))"; exit 1; }
 	$(PYTHON) -m venv --clear $(UV_HOME)

@@ -14,6 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 
 @dataclass(frozen=True, slots=True)
 class Package:
@@ -79,3 +81,14 @@ def install(package: Package) -> Path:
         raise AgentUnavailable(f'npm install {package.name}@{package.version} failed (is the npm registry '
                                f'reachable?): {result.stderr.strip()[-800:]}')
     return executable
+
+
+def installed_or_skip(package: Package) -> Path:
+    """For a test: the executable, or the test skipped with the reason (failed under CI=true, which must run
+    every agent)."""
+    try:
+        return install(package)
+    except AgentUnavailable as exc:
+        if os.environ.get('CI'):
+            pytest.fail(f'{exc}; CI must run {package.name}')
+        pytest.skip(str(exc))

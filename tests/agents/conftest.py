@@ -6,13 +6,12 @@ tests skip and say why, except under CI (CI=true), where a missing CLI fails the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.agents.clis import CLAUDE_CODE, OPENCODE, AgentUnavailable, Package, install
+from tests.agents.clis import CLAUDE_CODE, OPENCODE, installed_or_skip
 from tests.e2e.cluster import Cluster, running_cluster
 
 
@@ -22,23 +21,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker('agents')
 
 
-def _installed(package: Package) -> Path:
-    try:
-        return install(package)
-    except AgentUnavailable as exc:
-        if os.environ.get('CI'):
-            pytest.fail(f'{exc}; CI must run the coding agents')
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope='session')
 def claude_code() -> Path:
-    return _installed(CLAUDE_CODE)
+    return installed_or_skip(CLAUDE_CODE)
 
 
 @pytest.fixture(scope='session')
 def opencode() -> Path:
-    return _installed(OPENCODE)
+    return installed_or_skip(OPENCODE)
 
 
 @pytest.fixture(scope='package')

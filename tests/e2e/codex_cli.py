@@ -21,9 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.agents.clis import CODEX, AgentUnavailable, cache_root, install
+from tests.agents.clis import CODEX, installed_or_skip
 
 CODEX_VERSION = CODEX.version
 
@@ -33,14 +31,8 @@ RUN_TIMEOUT = 120.0  # seconds a whole `codex exec` may take
 
 
 def install_codex() -> Path:
-    """The `codex` executable of the pinned release (tests/agents/clis.py installs every agent CLI the same way).
-    Skips the test (fails under CI=true) when npm is missing or the registry cannot be reached."""
-    try:
-        return install(CODEX)
-    except AgentUnavailable as exc:
-        if os.environ.get('CI'):
-            pytest.fail(f'{exc}; CI must run the real Codex CLI')
-        pytest.skip(f'{exc} (the Codex CLI tests need the npm registry once, to fill {cache_root()})')
+    """The `codex` executable of the pinned release (tests/agents/clis.py installs every agent CLI the same way)."""
+    return installed_or_skip(CODEX)
 
 
 class ProxyTrap:

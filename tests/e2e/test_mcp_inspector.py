@@ -20,7 +20,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from sim.text import expected_text
-from tests.agents.clis import AgentUnavailable, Package, install
+from tests.agents.clis import Package, installed_or_skip
 from tests.e2e.cluster import Cluster, running_cluster
 from tests.e2e.processes import REPO
 
@@ -31,20 +31,9 @@ PLACEHOLDERS = ('https://mindrouter.example.edu/mcp', 'YOUR_MINDROUTER_API_KEY')
 QUIET = {'NO_UPDATE_NOTIFIER': '1', 'npm_config_update_notifier': 'false'}
 
 
-def _install(package: Package) -> Path:
-    """The package's executable (tests/agents/clis.py installs every npm tool the same way); pytest.skip (fail
-    under CI) when npm or its registry cannot be reached."""
-    try:
-        return install(package)
-    except AgentUnavailable as exc:
-        if os.environ.get('CI'):
-            pytest.fail(f'{exc}; CI must run the MCP Inspector')
-        pytest.skip(str(exc))
-
-
 @pytest.fixture(scope='module')
 def inspector() -> Path:
-    return _install(INSPECTOR)
+    return installed_or_skip(INSPECTOR)
 
 
 @pytest.fixture(scope='module')
@@ -88,7 +77,7 @@ def test_the_inspector_is_refused_with_a_bad_key(inspector: Path, cluster: Clust
 
 
 def test_the_claude_desktop_config_serves_the_tools_through_mcp_remote(cluster: Cluster) -> None:
-    mcp_remote = _install(MCP_REMOTE)
+    mcp_remote = installed_or_skip(MCP_REMOTE)
     config = json.loads(DESKTOP_CONFIG.read_text())['mcpServers']['mindrouter']
     assert config['command'] == 'npx' and f"{MCP_REMOTE.name}@{MCP_REMOTE.version}" in config['args']
     url, key = PLACEHOLDERS
