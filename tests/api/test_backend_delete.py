@@ -16,6 +16,7 @@ from core.db import Database
 from core.models import AdminAction, BackendModel, BackendSample, RequestLog, utcnow
 from sim.config import SimConfig
 from sim.server import SimServer
+from tests.api.audit import audit_row
 
 CHAT = {'model': 'llama3.2', 'messages': [{'role': 'user', 'content': 'delete me'}], 'stream': False}
 
@@ -40,18 +41,6 @@ async def register(admin: httpx.AsyncClient, name: str, url: str) -> int:
 
 async def listing(admin: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
     return {b['name']: b for b in (await admin.get('/api/admin/backends')).json()}
-
-
-async def audit_row(app: FastAPI, admin: httpx.AsyncClient, request_id: str) -> dict[str, Any]:
-    """The request's audit row, once the background writer has stored it."""
-    for _ in range(100):
-        await app.state.audit.flush()
-        found = await admin.get(f'/api/admin/audit/{request_id}')
-        if found.status_code == 200:
-            row: dict[str, Any] = found.json()
-            return row
-        await asyncio.sleep(0.02)
-    raise AssertionError(f'no audit row for {request_id}')
 
 
 async def test_a_backend_is_deleted_once_nothing_runs_on_it_and_its_audit_rows_keep_its_name(

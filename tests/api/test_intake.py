@@ -4,7 +4,6 @@ while sending. Driven both through the FastAPI app and through the fast front do
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from app.factory import serve
 from core.accounts import service as accounts
 from core.db import Database
 from sim.server import SimServer
+from tests.api.audit import audit_row
 
 LIMIT = 4096  # MAX_REQUEST_BYTES here
 OVERSIZED = b'{"model": "llama3.2", "prompt": "' + b'a' * LIMIT + b'"}'
@@ -44,17 +44,6 @@ async def auditor(app: FastAPI, database: Database) -> AsyncIterator[httpx.Async
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url='http://mindrouter.test',
                                  headers={'X-API-Key': key}) as http:
         yield http
-
-
-async def audit_row(app: FastAPI, auditor: httpx.AsyncClient, request_id: str) -> dict[str, Any]:
-    for _ in range(50):
-        await app.state.audit.flush()
-        found = await auditor.get(f'/api/admin/audit/{request_id}')
-        if found.status_code == 200:
-            row: dict[str, Any] = found.json()
-            return row
-        await asyncio.sleep(0.05)
-    raise AssertionError(f'request {request_id} never reached the audit trail')
 
 
 async def audit_count(app: FastAPI, auditor: httpx.AsyncClient) -> int:

@@ -4,9 +4,7 @@ alias may never shadow a served model."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +14,7 @@ from sqlmodel import col, select
 from core.db import Database
 from core.models import AdminAction
 from sim.server import SimServer
+from tests.api.audit import audit_row
 
 
 @pytest.fixture
@@ -25,17 +24,6 @@ async def engine(admin: httpx.AsyncClient) -> AsyncIterator[SimServer]:
                                       json={'name': 'gpu-a', 'url': sim.url, 'engine': 'ollama'})
         assert registered.status_code == 201, registered.text
         yield sim
-
-
-async def audit_row(app: FastAPI, admin: httpx.AsyncClient, request_id: str) -> dict[str, Any]:
-    for _ in range(100):
-        await app.state.audit.flush()
-        found = await admin.get(f'/api/admin/audit/{request_id}')
-        if found.status_code == 200:
-            row: dict[str, Any] = found.json()
-            return row
-        await asyncio.sleep(0.02)
-    raise AssertionError(f'no audit row for {request_id}')
 
 
 async def test_an_admin_creates_lists_and_deletes_an_alias_and_each_change_is_logged(
