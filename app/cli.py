@@ -126,7 +126,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # stays off (it carries the query string): ACCESS_LOG is app/access_log.py's line.
     uvicorn.run(target, factory=True, host=host, port=port, workers=args.workers, log_level=settings.log_level,
                 log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False,
-                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                timeout_worker_healthcheck=settings.worker_healthcheck_timeout)
     return 0
 
 

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # (gc.freeze): full collections stop walking it, which took 20-30 ms pauses off the request path. Off only
     # in test processes that build hundreds of apps, whose frozen cycles would never be freed.
     gc_freeze: bool = True
+    # `serve --workers N`: seconds a worker may take to answer the supervisor's health ping before it is killed and
+    # replaced. Starting a worker imports the whole app; on a busy host that took over uvicorn's own 5 s, and the
+    # supervisor then killed every worker in a loop and the gateway never came up.
+    worker_healthcheck_timeout: int = Field(default=30, ge=1)
     # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
     # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
     login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock
