@@ -21,14 +21,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_url: str) -> Iterator[None]:
+def running(command: list[str], env: dict[str, str], *, log_path: Path,
+            ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process until the block ends (SIGTERM, so it shuts down cleanly); output goes to a file
     because an unread pipe would block it."""
     with log_path.open('w') as log, subprocess.Popen(command, env=env, cwd=REPO, stdout=log,
                                                      stderr=subprocess.STDOUT) as process:
         try:
             _wait_until_ready(ready_url, process, log_path)
-            yield
+            yield process
         finally:
             process.terminate()
             process.wait(timeout=20)
