@@ -15,6 +15,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
+from alembic.util.exc import CommandError as AlembicCommandError
+
 from app import logs
 from core import __version__, migrations
 from core.accounts import service as accounts
@@ -131,18 +133,36 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate_command(args: argparse.Namespace, settings: Settings) -> int:
-    _upgrade(settings)
-    print(f'database at {describe_location(settings.resolved_database_url)} is at revision '
-          f'{migrations.head_revision()}', file=sys.stderr)
+    revision = _upgrade(settings)
+    print(f'database at {describe_location(settings.resolved_database_url)} is at revision {revision}', file=sys.stderr)
     return 0
 
 
-def _upgrade(settings: Settings) -> None:
+def _upgrade(settings: Settings) -> str:
+    """Apply pending migrations; the revision the database is at afterwards."""
     url = settings.resolved_database_url
     try:
         migrations.upgrade(url)
     except CONNECTION_ERRORS as exc:
         raise unavailable(describe_location(url), exc) from exc
+    except AlembicCommandError:
+        current = asyncio.run(_schema_revision(settings))
+        if current is None or current in migrations.known_revisions():
+            raise
+        # A newer release migrated it (the expand step of a rolling upgrade), and this one is still running or
+        # was rolled back to: that release's migrations only add, so this one runs on it.
+        log.warning('the database at %s is at revision %s, which this release (up to %s) does not know: a newer '
+                    'release migrated it; not migrating', describe_location(url), current, migrations.head_revision())
+        return current
+    return migrations.head_revision()
+
+
+async def _schema_revision(settings: Settings) -> str | None:
+    database = Database.from_settings(settings)
+    try:
+        return await database.schema_revision()
+    finally:
+        await database.dispose()
 
 
 Command = Callable[[argparse.Namespace, Database], Awaitable[int]]
