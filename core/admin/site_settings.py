@@ -67,6 +67,11 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
              help='Store the prompt text of each request in its audit row.'),
     Editable('audit_log_responses', 'Keep responses in the audit log', 'bool',
              help='Store the answer text of each request in its audit row.'),
+    Editable('audit_content_retention_days', 'Audit content retention (days)', 'int', minimum=0, maximum=36_500,
+             help='Prompts, answers, chat conversations and files, and stored responses older than this are '
+                  'deleted; the audit rows stay. 0: kept forever.'),
+    Editable('audit_metadata_retention_days', 'Audit record retention (days)', 'int', minimum=0, maximum=36_500,
+             help='Audit rows (who, when, model, tokens, status) older than this are deleted. 0: kept forever.'),
     Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
              help='GPU and backend telemetry history older than this is deleted.'),
     Editable('search_provider', 'Web search provider', 'choice', choices=('none', 'searxng', 'brave'),
