@@ -19,6 +19,7 @@ from core.chat import conversations as chat
 from core.chat import files
 from core.config import Settings, get_settings
 from core.db import Database
+from core.errors import UserNotFound
 from core.models import AdminAction, ChatAttachment, ChatMessage, Conversation, RequestLog, StoredResponse, utcnow
 
 
@@ -168,6 +169,6 @@ async def test_erasure_removes_all_of_a_users_content_and_nothing_of_anyone_else
 
 
 async def test_erasing_an_unknown_user_is_refused(database: Database) -> None:
-    with pytest.raises(accounts.UserNotFound):
+    with pytest.raises(UserNotFound):
         await user_data.erase_content(database, get_settings(), username='nobody',
                                       actor=Actor(id=None, name='ops', via='api'))

@@ -9,8 +9,9 @@ from nicegui.testing import User
 from sqlmodel import col, select
 
 from core.accounts import service as accounts
+from core.chat import conversations as chat
 from core.db import Database
-from core.models import AdminAction, QuotaOverride, Role
+from core.models import AdminAction, Conversation, QuotaOverride, RequestLog, Role
 from core.models import User as Account
 from tests.ui.conftest import ADMIN, STUDENT, log_in
 
@@ -156,3 +157,28 @@ def rows_shown(user: User) -> list[str]:
         table = next(iter(user.find(marker='users-table').elements))
         return [marker for element in table.default_slot.children if isinstance(element, ui.row)
                 for marker in element._markers]
+
+
+async def test_an_admin_erases_a_students_stored_content(people: Database, user: User) -> None:
+    async with people.session() as session:
+        student = await accounts.get_user(session, username=STUDENT[0])
+        assert student.id is not None
+        conversation = await chat.create_conversation(session, user_id=student.id, title='homework')
+        await chat.add_message(session, user_id=student.id, conversation_id=conversation.id or 0, role='user',
+                               content='my essay draft')
+        session.add(RequestLog(request_id='essay-1', user_id=student.id, endpoint='/v1/chat/completions',
+                               status='completed', prompt='my essay draft', response='a grade'))
+        await session.commit()
+    await open_as_admin(user, '/admin/users')
+    user.find(marker=f'manage-{STUDENT[0]}').click()
+    await user.should_see(marker='content-erase')
+    user.find(marker='content-erase').click()
+    await user.should_see(marker='confirm-ok')
+    user.find(marker='confirm-ok').click()
+    await user.should_see('Erased: 1 audit records blanked, 1 conversations', retries=30)
+
+    async with people.session() as session:
+        row = (await session.exec(select(RequestLog).where(RequestLog.request_id == 'essay-1'))).one()
+        left = list(await session.exec(select(Conversation).where(Conversation.user_id == student.id)))
+    assert (row.prompt, row.response, row.status, left) == (None, None, 'completed', [])
+    assert ('user.content.erase', STUDENT[0], 'console') in await actions(people)
