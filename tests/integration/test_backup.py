@@ -11,6 +11,7 @@ import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -44,7 +45,7 @@ def use(monkeypatch: pytest.MonkeyPatch, url: str, artifacts: Path) -> None:
     reset_settings()
 
 
-async def snapshot(url: str, user_id: int) -> tuple[list[tuple[object, ...]], tuple[int, int, int, int], str | None]:
+async def snapshot(url: str, user_id: int) -> tuple[Any, ...]:
     database = Database(url)
     try:
         rows = [(r.request_id, r.prompt, r.response, r.prompt_tokens, r.created_at) for r in
