@@ -127,7 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                         Housekeeping('stored-responses', STORED_RESPONSE_SWEEP,
                                                      lambda: _prune_stored_responses(responses, settings)),
                                         Housekeeping('audit-retention', RETENTION_SWEEP,
-                                                     lambda: _enforce_retention(retention))])
+                                                     lambda: _enforce_retention(retention, database, settings))])
     app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
@@ -195,7 +195,12 @@ async def _purge_unsent_uploads(database: Database, settings: Settings) -> None:
 RETENTION_SWEEP = 3600.0  # seconds between audit retention sweeps (docs/audit.md#retention)
 
 
-async def _enforce_retention(sweeper: RetentionSweeper) -> None:
+RETENTION_SETTINGS = ('audit_content_retention_days', 'audit_metadata_retention_days')
+
+
+async def _enforce_retention(sweeper: RetentionSweeper, database: Database, settings: Settings) -> None:
+    # The leader may not be the process whose console an admin used: the periods come from the database.
+    await site_settings.refresh(settings, RETENTION_SETTINGS, database)
     await sweeper.sweep()  # it logs what it deleted
 
 

@@ -251,7 +251,7 @@ async def _mariadb_dump(url: URL, target: Path, folder: Path) -> None:
     tool = client_tool('mariadb-dump', 'mysqldump')
     options = _options_file(url, folder)
     with target.open('wb') as out:
-        await _run([tool, f'--defaults-extra-file={options}', '--single-transaction', '--quick', '--routines',
+        await _run([tool, f'--defaults-extra-file={options}', '--single-transaction', '--quick',
                     '--triggers', '--hex-blob', '--no-tablespaces', url.database or ''], stdout=out)
 
 

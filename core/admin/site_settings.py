@@ -183,6 +183,16 @@ async def apply_stored(settings: Settings, database: Database | None = None) -> 
     return values
 
 
+async def refresh(settings: Settings, names: tuple[str, ...], database: Database | None = None) -> None:
+    """Bring `names` in this process's live settings up to what the console last said in any process: the stored
+    value, or the environment's after a reset. For a job that may run in a process other than the one an admin
+    used (the leader's retention sweep)."""
+    async with (database or get_database()).session() as session:
+        stored = await load(session, settings)
+    environment = await asyncio.to_thread(environment_settings) if set(names) - set(stored) else None
+    apply(settings, {name: stored[name] if name in stored else getattr(environment, name) for name in names})
+
+
 def environment_settings() -> Settings:
     """The settings as the environment (and `.env`) alone give them: what a reset returns to."""
     return Settings()

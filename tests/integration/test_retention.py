@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import insert
 from sqlmodel import col, select
 
+from app.lifespan import RETENTION_SETTINGS as RETENTION
 from core.accounts import service as accounts
-from core.admin import user_data
+from core.admin import site_settings, user_data
 from core.admin.cluster_actions import Actor
 from core.audit.retention import RetentionSweeper
 from core.chat import conversations as chat
@@ -172,3 +173,20 @@ async def test_erasing_an_unknown_user_is_refused(database: Database) -> None:
     with pytest.raises(UserNotFound):
         await user_data.erase_content(database, get_settings(), username='nobody',
                                       actor=Actor(id=None, name='ops', via='api'))
+
+
+async def test_the_leader_sees_a_period_set_in_another_processs_console(database: Database) -> None:
+    """Each process has its own Settings; the sweep's process refreshes the periods from the database."""
+    console, leader = Settings(), Settings()
+    async with database.session() as session:
+        await site_settings.change(session, console, name='audit_content_retention_days', value=45, actor_id=None,
+                                   actor='ops', via='console')
+    assert leader.audit_content_retention_days == 0
+    await site_settings.refresh(leader, RETENTION, database)
+    assert (leader.audit_content_retention_days, leader.audit_metadata_retention_days) == (45, 0)
+
+    async with database.session() as session:
+        await site_settings.reset(session, console, name='audit_content_retention_days', actor_id=None, actor='ops',
+                                  via='console')
+    await site_settings.refresh(leader, RETENTION, database)
+    assert leader.audit_content_retention_days == 0  # the environment's value again
