@@ -3,6 +3,7 @@ batches; erasure leaves nothing of the user's content anywhere and touches nobod
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from core.accounts import service as accounts
 from core.admin import site_settings, user_data
 from core.admin.cluster_actions import Actor
 from core.audit.retention import RetentionSweeper
+from core.audit.writer import AuditRecord, AuditWriter
 from core.chat import conversations as chat
 from core.chat import files
 from core.config import Settings, get_settings
@@ -190,3 +192,43 @@ async def test_the_leader_sees_a_period_set_in_another_processs_console(database
                                   via='console')
     await site_settings.refresh(leader, RETENTION, database)
     assert leader.audit_content_retention_days == 0  # the environment's value again
+
+
+async def test_a_row_delivered_late_is_blanked_by_the_next_sweep(database: Database) -> None:
+    """The audit writer may deliver a row after the sweep passed its time (buffered through an outage)."""
+    stored = await store_user_data(database, get_settings(), 'early', age=timedelta(days=31), requests=1)
+    sweeper = RetentionSweeper(database, lambda: settings_with(content=30, metadata=0), pause=0)
+    assert (await sweeper.sweep()).contents_blanked == 1
+    async with database.session() as session:
+        session.add(RequestLog(request_id='late', user_id=stored.user_id, endpoint='/api/chat', status='completed',
+                               prompt='late prompt', response='late answer',
+                               created_at=utcnow() - timedelta(days=30, hours=2)))
+        await session.commit()
+    assert (await sweeper.sweep()).contents_blanked == 1
+    assert all(r.prompt is None for r in await rows_of(database, stored.user_id))
+
+
+async def test_the_audit_writer_keeps_writing_while_a_long_sweep_runs(database: Database) -> None:
+    """Bounded batches with a pause between them: the writer's inserts land between the sweep's batches, they do
+    not wait for the whole sweep."""
+    old = _naive(utcnow() - timedelta(days=100))
+    async with database.connect() as conn:
+        await conn.execute(insert(RequestLog), [
+            {'request_id': f'old-{n}', 'endpoint': '/api/chat', 'status': 'completed', 'http_status': 200,
+             'prompt': 'p', 'created_at': old} for n in range(3000)])
+        await conn.commit()
+    writer = AuditWriter(database, batch_size=10)
+    sweeper = RetentionSweeper(database, lambda: settings_with(content=0, metadata=30), batch_size=100, pause=0.01)
+    sweep = asyncio.create_task(sweeper.sweep())
+    written_during_sweep = 0
+    n = 0
+    while not sweep.done():
+        writer.submit(AuditRecord(request_id=f'new-{n}', endpoint='/api/chat', status='completed', http_status=200))
+        n += 1
+        assert await writer.flush()
+        if not sweep.done():
+            written_during_sweep += 1
+    assert (await sweep).rows_deleted == 3000
+    assert written_during_sweep >= 5  # the sweep took 30 batches; the writer was not held back until its end
+    async with database.session() as session:
+        assert len(list(await session.exec(select(RequestLog.id)))) == n
