@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.cli import main
@@ -137,3 +138,18 @@ def test_migrate_check_says_whether_migrations_are_pending_and_changes_nothing(
     migrations.downgrade(configured_url, previous)
     assert main(['migrate', '--check']) == 1
     assert capsys.readouterr().out.splitlines()[1:] == [f'  {migrations.pending(None)[-1]}']  # type: ignore[index]
+
+
+def test_migrate_check_on_a_database_a_newer_release_migrated_has_nothing_to_apply(
+        migrated_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    async def stamp() -> None:
+        database = Database(migrated_url)
+        try:
+            async with database.connect() as conn:
+                await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+                await conn.commit()
+        finally:
+            await database.dispose()
+    asyncio.run(stamp())
+    assert main(['migrate', '--check']) == 0
+    assert 'newer than this release knows' in capsys.readouterr().err
