@@ -8,7 +8,6 @@ import asyncio
 import io
 import json
 import tarfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from app.cli import main
 from core import migrations
 from core.config import get_settings, reset_settings
 from core.db import Database
-from tests.conftest import _mariadb_admin, mariadb_server_url
+from tests.conftest import scratch_mariadb
 from tests.integration.test_retention import chat_of, rows_of, store_user_data
 
 
@@ -31,13 +30,8 @@ def empty_target(database_url: str, tmp_path: Path) -> Iterator[str]:
     if make_url(database_url).get_backend_name() == 'sqlite':
         yield f'sqlite+aiosqlite:///{tmp_path / "restored.db"}'
         return
-    server = mariadb_server_url()
-    name = f'mr_backup_{uuid.uuid4().hex[:12]}'
-    _mariadb_admin(server, f'CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci')
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _mariadb_admin(server, f'DROP DATABASE IF EXISTS `{name}`')
+    with scratch_mariadb('mr_backup') as url:
+        yield url
 
 
 def use(monkeypatch: pytest.MonkeyPatch, url: str, artifacts: Path) -> None:
