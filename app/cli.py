@@ -182,6 +182,8 @@ def _backup(args: argparse.Namespace, settings: Settings) -> int:
     target = args.output or Path(f'mindrouter-backup-{utcnow():%Y%m%dT%H%M%SZ}.tar.gz')
     if target.exists():
         raise InvalidRequest(f'{target} exists already; choose another --output', param='output')
+    if not target.parent.is_dir():
+        raise InvalidRequest(f'there is no folder {target.parent} to write {target.name} into', param='output')
     manifest = asyncio.run(backup.create_backup(settings, target))
     print(f'backed up the {manifest.database} database (revision {manifest.revision}) and {manifest.files} '
           f'artifact file(s)', file=sys.stderr)

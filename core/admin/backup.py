@@ -74,6 +74,8 @@ def kind_of(url: URL) -> str:
 async def create_backup(settings: Settings, destination: Path) -> Manifest:
     """Write the archive to `destination` (a new file); its manifest."""
     url = make_url(settings.resolved_database_url)
+    if kind_of(url) == 'sqlite' and not await asyncio.to_thread(Path(url.database or '').is_file):  # else created
+        raise ConfigError(f'there is no SQLite database at {url.database}')
     database = Database(settings.resolved_database_url)
     try:
         revision = await database.schema_revision()
