@@ -31,7 +31,7 @@ from sqlmodel import col
 from core.chat import files
 from core.config import Settings
 from core.db import Database
-from core.models import ChatAttachment, Conversation, RequestLog, StoredResponse, utcnow
+from core.models import ChatAttachment, Conversation, RequestLog, RetentionMark, StoredResponse, utcnow
 
 log = logging.getLogger('mindrouter.retention')
 
@@ -41,6 +41,7 @@ PAUSE = 0.01  # seconds between batches: the audit writer and the console get th
 # Audit rows reach the database up to a flush interval late, and after an outage up to the buffer's age: the
 # content sweep re-reads this far behind where it last stopped, so such a row is blanked all the same.
 LATE_ROWS = timedelta(days=1)
+CONTENT_MARK = 'request_log.content'
 
 
 @dataclass(slots=True)
@@ -67,8 +68,8 @@ class RetentionSweeper:
     """Enforces the two periods, in bounded batches. One instance lives in each process; only the leader runs it.
 
     The content sweep walks `request_log` by (created_at, id) on the created_at index from where the previous
-    sweep stopped, so a table of blanked history is not read again every hour; a new leader starts from the
-    beginning once (reading index entries only, a batch at a time)."""
+    sweep stopped (a mark kept in `retention_marks`, so a new leader goes on from there too): a table of blanked
+    history is not read again at every sweep."""
 
     def __init__(self, database: Database, settings: Callable[[], Settings], *, batch_size: int = BATCH_SIZE,
                  pause: float = PAUSE) -> None:
@@ -76,7 +77,6 @@ class RetentionSweeper:
         self._settings = settings  # read at every sweep: an admin may change a period while the gateway runs
         self._batch = batch_size
         self._pause = pause
-        self._content_done: datetime | None = None  # rows created before this have no content left
 
     async def sweep(self, now: datetime | None = None) -> RetentionReport:
         settings = self._settings()
@@ -103,7 +103,10 @@ class RetentionSweeper:
 
     async def _blank_requests(self, before: datetime) -> int:
         """Blank prompt and response of rows created before `before`, walking the created_at index."""
-        start = self._content_done - LATE_ROWS if self._content_done is not None else None
+        async with self._database.session() as session:
+            mark = await session.get(RetentionMark, CONTENT_MARK)
+            done = mark.done_until if mark is not None else None  # rows created before it have no content left
+        start = done - LATE_ROWS if done is not None else None
         position: tuple[datetime, Any] | None = None
         blanked = 0
         while True:
@@ -130,7 +133,15 @@ class RetentionSweeper:
                 break
             position = (rows[-1][0], rows[-1][1])
             await asyncio.sleep(self._pause)
-        self._content_done = max(before, self._content_done) if self._content_done else before
+        if done is None or before > done:  # a longer period now: what was blanked stays blank, the mark stays
+            async with self._database.session() as session:
+                mark = await session.get(RetentionMark, CONTENT_MARK)
+                if mark is None:
+                    session.add(RetentionMark(name=CONTENT_MARK, done_until=before))
+                else:
+                    mark.done_until = before
+                    session.add(mark)
+                await session.commit()
         return blanked
 
     async def _delete_conversations(self, before: datetime, settings: Settings) -> tuple[int, int]:

@@ -232,3 +232,17 @@ async def test_the_audit_writer_keeps_writing_while_a_long_sweep_runs(database: 
     assert written_during_sweep >= 5  # the sweep took 30 batches; the writer was not held back until its end
     async with database.session() as session:
         assert len(list(await session.exec(select(RequestLog.id)))) == n
+
+
+async def test_a_new_leader_goes_on_from_the_mark_the_last_sweep_left(database: Database) -> None:
+    """The content sweep's progress is kept in the database: another process's sweeper starts at the mark (less
+    the day allowed for late rows), not at the beginning of a history it would only find blank."""
+    stored = await store_user_data(database, get_settings(), 'history', age=timedelta(days=31), requests=1)
+    policy = settings_with(content=30, metadata=0)
+    assert (await RetentionSweeper(database, lambda: policy, pause=0).sweep()).contents_blanked == 1
+    async with database.session() as session:  # far behind the mark: the next leader does not look there
+        session.add(RequestLog(request_id='ancient', user_id=stored.user_id, endpoint='/api/chat',
+                               status='completed', prompt='kept', created_at=utcnow() - timedelta(days=60)))
+        await session.commit()
+    assert not await RetentionSweeper(database, lambda: policy, pause=0).sweep()
+    assert [r.prompt for r in await rows_of(database, stored.user_id) if r.request_id == 'ancient'] == ['kept']
