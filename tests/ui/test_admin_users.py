@@ -3,6 +3,10 @@ overrides, revokes keys and edits role defaults; every change lands in the admin
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import httpx
 from nicegui import ui
 from nicegui.testing import User
@@ -182,3 +186,30 @@ async def test_an_admin_erases_a_students_stored_content(people: Database, user:
         left = list(await session.exec(select(Conversation).where(Conversation.user_id == student.id)))
     assert (row.prompt, row.response, row.status, left) == (None, None, 'completed', [])
     assert ('user.content.erase', STUDENT[0], 'console') in await actions(people)
+
+
+async def test_the_console_export_is_a_zip_for_admins_only(people: Database, user: User) -> None:
+    async with people.session() as session:
+        student = await accounts.get_user(session, username=STUDENT[0])
+        session.add(RequestLog(request_id='q-1', user_id=student.id, endpoint='/api/chat', status='completed',
+                               prompt='what is entropy', response='a measure'))
+        await session.commit()
+    await open_as_admin(user, '/admin/users')
+    user.find(marker=f'manage-{STUDENT[0]}').click()
+    await user.should_see(marker='content-export')
+    response = await user.http_client.get(f'/admin/users/{STUDENT[0]}/export.zip')
+    assert response.status_code == 200 and response.headers['content-type'] == 'application/zip'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        [row] = [json.loads(line) for line in archive.read('requests.jsonl').splitlines()]
+    assert (row['request_id'], row['prompt']) == ('q-1', 'what is entropy')
+    assert ('user.content.export', STUDENT[0], 'console') in await actions(people)
+    assert (await user.http_client.get('/admin/users/nobody/export.zip')).status_code == 404
+
+
+async def test_a_student_cannot_download_a_users_export(people: Database, user: User) -> None:
+    await user.open('/login?redirect_to=/')
+    user.find(marker='login-username').type(STUDENT[0])
+    user.find(marker='login-password').type(STUDENT[1])
+    user.find(marker='login-submit').click()
+    await user.should_see(marker='nav-logout', retries=100)
+    assert (await user.http_client.get(f'/admin/users/{STUDENT[0]}/export.zip')).status_code == 403
