@@ -246,3 +246,18 @@ async def test_a_new_leader_goes_on_from_the_mark_the_last_sweep_left(database: 
         await session.commit()
     assert not await RetentionSweeper(database, lambda: policy, pause=0).sweep()
     assert [r.prompt for r in await rows_of(database, stored.user_id) if r.request_id == 'ancient'] == ['kept']
+
+
+async def test_a_row_written_on_a_whole_second_is_found_by_its_time(database: Database) -> None:
+    """The writer stores times as the queries bind them (on SQLite, text compared as text)."""
+    moment = utcnow().replace(microsecond=0) - timedelta(days=40)
+    writer = AuditWriter(database)
+    for n in range(3):
+        writer.submit(AuditRecord(request_id=f'whole-{n}', endpoint='/api/chat', status='completed', http_status=200,
+                                  prompt='p', created_at=moment))
+    assert await writer.flush()
+    async with database.session() as session:
+        same = list(await session.exec(select(RequestLog.request_id).where(RequestLog.created_at == moment)))
+    assert sorted(same) == ['whole-0', 'whole-1', 'whole-2']
+    sweeper = RetentionSweeper(database, lambda: settings_with(content=30, metadata=0), batch_size=1, pause=0)
+    assert (await sweeper.sweep()).contents_blanked == 3  # keyset paging through rows of one timestamp
