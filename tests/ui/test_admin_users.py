@@ -207,9 +207,6 @@ async def test_the_console_export_is_a_zip_for_admins_only(people: Database, use
 
 
 async def test_a_student_cannot_download_a_users_export(people: Database, user: User) -> None:
-    await user.open('/login?redirect_to=/')
-    user.find(marker='login-username').type(STUDENT[0])
-    user.find(marker='login-password').type(STUDENT[1])
-    user.find(marker='login-submit').click()
+    await log_in(user, *STUDENT)
     await user.should_see(marker='nav-logout', retries=100)
     assert (await user.http_client.get(f'/admin/users/{STUDENT[0]}/export.zip')).status_code == 403
