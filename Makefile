@@ -14,7 +14,8 @@ UV         := $(UV_HOME)/bin/uv
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-# Compiled requirement files for what installs outside the project's venv (the sidecar, uv itself).
+# Compiled requirement files for what installs outside the project's venv (the sidecar, uv itself, and the
+# build backend that builds MindRouter in the gateway image).
 COMPILE = $(UV) pip compile --quiet --custom-compile-command "make lock" --generate-hashes --universal --python-version 3.11
 
 .PHONY: run demo test lint typecheck pytest check-lock lock upgrade bench bench-fairness clean
@@ -54,12 +55,14 @@ lock: $(UV)
 	$(UV) lock
 	$(COMPILE) --constraints <($(UV) export --quiet --frozen --no-hashes --no-emit-project --all-extras) \
 		sidecar/requirements.in -o sidecar/requirements.txt
+	$(COMPILE) --no-header tools/build.in -o tools/build.txt
 
 # Deliberately move every dependency (and uv) to its newest release; then `make test` and commit the lot.
 upgrade: $(UV)
 	$(UV) lock --upgrade
 	$(COMPILE) --upgrade --constraints <($(UV) export --quiet --frozen --no-hashes --no-emit-project --all-extras) \
 		sidecar/requirements.in -o sidecar/requirements.txt
+	$(COMPILE) --upgrade --no-header tools/build.in -o tools/build.txt
 	$(COMPILE) --upgrade --no-header tools/uv.in -o tools/uv.txt
 
 # The venv is synced from the lock whenever the lock (or pyproject.toml) changes.

@@ -14,11 +14,14 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
+
+from alembic.util.exc import CommandError as AlembicCommandError
 
 from app import logs
 from core import __version__, migrations
 from core.accounts import service as accounts
-from core.admin import cluster_actions
+from core.admin import backup, cluster_actions
 from core.admin.cluster_actions import Actor
 from core.config import InvalidSettings, Settings, get_settings
 from core.db import CONNECTION_ERRORS, Database, describe_location, unavailable
@@ -65,7 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser('migrate', help='apply pending database migrations')
+    migrate.add_argument('--check', action='store_true',
+                         help='change nothing: exit 0 when no migration is pending, 1 (listing them) when some are')
     migrate.set_defaults(handler=_migrate_command)
+
+    backup = commands.add_parser('backup', help='write the database and the artifact folder into one .tar.gz')
+    backup.add_argument('--output', '-o', type=Path,
+                        help='the archive to write (default: mindrouter-backup-<UTC time>.tar.gz here)')
+    backup.set_defaults(handler=_backup)
+
+    restore = commands.add_parser('restore', help='load a backup into an empty database and artifact folder')
+    restore.add_argument('archive', type=Path)
+    restore.add_argument('--force', action='store_true',
+                         help='replace what the database (and artifact folder) already hold')
+    restore.set_defaults(handler=_restore)
 
     seed = commands.add_parser('seed', help='create the demo users (admin, faculty1, staff1, student1)')
     seed.set_defaults(handler=_database_command(_seed))
@@ -132,18 +148,80 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate_command(args: argparse.Namespace, settings: Settings) -> int:
-    _upgrade(settings)
-    print(f'database at {describe_location(settings.resolved_database_url)} is at revision '
+    if args.check:
+        return _migrate_check(settings)
+    revision = _upgrade(settings)
+    print(f'database at {describe_location(settings.resolved_database_url)} is at revision {revision}', file=sys.stderr)
+    return 0
+
+
+def _migrate_check(settings: Settings) -> int:
+    """Exit 0 when the database is at this release's head (or past it), 1 when migrations are pending."""
+    current = asyncio.run(_schema_revision(settings))
+    where = describe_location(settings.resolved_database_url)
+    steps = migrations.pending(current)
+    if steps is None:
+        print(f'database at {where} is at revision {current}, newer than this release knows '
+              f'(head {migrations.head_revision()}): nothing to apply', file=sys.stderr)
+        return 0
+    if not steps:
+        print(f'database at {where} is up to date (revision {current})', file=sys.stderr)
+        return 0
+    print(f'database at {where} is at revision {current or "(empty)"}; {len(steps)} migration(s) pending:')
+    for step in steps:
+        print(f'  {step}')
+    return 1
+
+
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    target = args.output or Path(f'mindrouter-backup-{utcnow():%Y%m%dT%H%M%SZ}.tar.gz')
+    if target.exists():
+        raise InvalidRequest(f'{target} exists already; choose another --output', param='output')
+    if not target.parent.is_dir():
+        raise InvalidRequest(f'there is no folder {target.parent} to write {target.name} into', param='output')
+    manifest = asyncio.run(backup.create_backup(settings, target))
+    print(f'backed up the {manifest.database} database (revision {manifest.revision}) and {manifest.files} '
+          f'artifact file(s)', file=sys.stderr)
+    print(target)
+    return 0
+
+
+def _restore(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.archive.is_file():
+        raise InvalidRequest(f'there is no archive at {args.archive}', param='archive')
+    manifest = asyncio.run(backup.restore_backup(settings, args.archive, force=args.force))
+    print(f'restored the backup of {manifest.created_at} (MindRouter {manifest.version}, revision '
+          f'{manifest.revision}; {manifest.files} artifact file(s)) into '
+          f'{describe_location(settings.resolved_database_url)}; the database is at revision '
           f'{migrations.head_revision()}', file=sys.stderr)
     return 0
 
 
-def _upgrade(settings: Settings) -> None:
+def _upgrade(settings: Settings) -> str:
+    """Apply pending migrations; the revision the database is at afterwards."""
     url = settings.resolved_database_url
     try:
         migrations.upgrade(url)
     except CONNECTION_ERRORS as exc:
         raise unavailable(describe_location(url), exc) from exc
+    except AlembicCommandError:
+        current = asyncio.run(_schema_revision(settings))
+        if current is None or current in migrations.known_revisions():
+            raise
+        # A newer release migrated it (the expand step of a rolling upgrade), and this one is still running or
+        # was rolled back to: that release's migrations only add, so this one runs on it.
+        log.warning('the database at %s is at revision %s, which this release (up to %s) does not know: a newer '
+                    'release migrated it; not migrating', describe_location(url), current, migrations.head_revision())
+        return current
+    return migrations.head_revision()
+
+
+async def _schema_revision(settings: Settings) -> str | None:
+    database = Database.from_settings(settings)
+    try:
+        return await database.schema_revision()
+    finally:
+        await database.dispose()
 
 
 Command = Callable[[argparse.Namespace, Database], Awaitable[int]]

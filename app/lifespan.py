@@ -21,6 +21,7 @@ from core.accounts.key_usage import KeyUsageWriter
 from core.accounts.service import principal_loader
 from core.accounts.sign_in import close_sign_in_guard
 from core.admin import site_settings
+from core.audit.retention import RetentionSweeper
 from core.audit.writer import AuditWriter
 from core.chat import files as chat_files
 from core.config import Settings, get_settings
@@ -105,6 +106,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     telemetry = TelemetryRecorder(database, node_poller, registry,
                                   retention_days=lambda: settings.telemetry_retention_days)
     app.state.telemetry = telemetry
+    app.state.retention = retention = RetentionSweeper(database, lambda: settings)
+
+    async def flush_writes() -> None:
+        """What is buffered in memory, written now: a user's erasure must not be followed by their late rows."""
+        while audit.pending and await audit.flush():
+            pass
+        await responses.flush()
+    app.state.flush_writes = flush_writes
     jobs = BackgroundJobs(leadership=Leadership(database, ttl=settings.leader_lease_ttl), monitor=monitor,
                           poller=node_poller, telemetry=telemetry, lifecycle=lifecycle, registry=registry,
                           fair_queue=scheduler.fair_queue, quota=quota,
@@ -116,7 +125,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                           housekeeping=[Housekeeping('chat-uploads', UNSENT_UPLOAD_SWEEP,
                                                      lambda: _purge_unsent_uploads(database, settings)),
                                         Housekeeping('stored-responses', STORED_RESPONSE_SWEEP,
-                                                     lambda: _prune_stored_responses(responses, settings))])
+                                                     lambda: _prune_stored_responses(responses, settings)),
+                                        Housekeeping('audit-retention', RETENTION_SWEEP,
+                                                     lambda: _enforce_retention(retention, database, settings))])
     app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
@@ -140,7 +151,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.install(Runtime(settings=settings, database=database, registry=registry, monitor=monitor,
                             lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
                             poller=node_poller, secret_box=app.state.secret_box, control_client=control_client,
-                            authenticator=authenticator, quota=app.state.quota, api=Loopback(app)))
+                            authenticator=authenticator, quota=app.state.quota, api=Loopback(app),
+                            flush_writes=app.state.flush_writes))
     usage_writer.start()
     audit.start()
     responses.start()
@@ -179,6 +191,18 @@ async def _purge_unsent_uploads(database: Database, settings: Settings) -> None:
         removed = await chat_files.purge_unsent(session, older_than=utcnow() - UNSENT_UPLOAD_AGE, settings=settings)
     if removed:
         log.info('deleted %d chat upload(s) never sent', removed)
+
+
+RETENTION_SWEEP = 3600.0  # seconds between audit retention sweeps (docs/audit.md#retention)
+
+
+RETENTION_SETTINGS = ('audit_content_retention_days', 'audit_metadata_retention_days')
+
+
+async def _enforce_retention(sweeper: RetentionSweeper, database: Database, settings: Settings) -> None:
+    # The leader may not be the process whose console an admin used: the periods come from the database.
+    await site_settings.refresh(settings, RETENTION_SETTINGS, database)
+    await sweeper.sweep()  # it logs what it deleted
 
 
 STORED_RESPONSE_SWEEP = 3600.0  # seconds between deletions of stored responses past their retention

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     leader_lease_ttl: float = Field(default=15.0, ge=1.0)  # one process runs the cluster-wide jobs; failover time
     audit_log_prompts: bool = True
     audit_log_responses: bool = True
+    # Retention of the audit trail (docs/audit.md#retention), also editable at run time; 0 keeps forever.
+    # Content (prompts, answers, chat conversations and files, stored responses) is blanked or deleted after
+    # audit_content_retention_days; the rows themselves (who, when, model, tokens, status) after
+    # audit_metadata_retention_days.
+    audit_content_retention_days: int = Field(default=0, ge=0)
+    audit_metadata_retention_days: int = Field(default=0, ge=0)
     audit_flush_interval: float = Field(default=1.0, gt=0)
     audit_batch_size: int = Field(default=500, ge=1)
     audit_buffer_limit: int = Field(default=50_000, ge=100)  # records kept in memory during a database outage

@@ -35,8 +35,23 @@ def check(database_url: str | None = None) -> None:
     command.check(alembic_config(database_url))
 
 
+def pending(current: str | None) -> list[str] | None:
+    """The revisions `upgrade` would apply to a database at `current` (None: an empty one), oldest first, as
+    "id (message)"; None when `current` is not a revision this release knows (a newer release migrated it)."""
+    if current is not None and current not in known_revisions():
+        return None
+    steps = ScriptDirectory.from_config(alembic_config()).iterate_revisions(head_revision(), current or 'base')
+    return [f'{rev.revision} ({rev.doc})' for rev in reversed(list(steps))]
+
+
 @lru_cache(maxsize=1)
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, 'migrations/versions is empty'
     return head
+
+
+@lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """Every revision this release ships. A database at a revision outside it was migrated by a newer release."""
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())

@@ -9,7 +9,7 @@ test) nothing is installed and `current()` is None: pages show what the database
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -63,6 +63,8 @@ class Runtime:
     authenticator: ApiKeyAuthenticator  # a key revoked in the console is forgotten at once (invalidate)
     quota: QuotaGuard  # the same usage figures /api/account/usage reports
     api: InferenceClient  # the API itself, for the console's chat: every request takes the API's own path
+    # Writes what the audit writer and the response store still hold in memory (before a user's data is erased).
+    flush_writes: Callable[[], Awaitable[None]] | None = None
 
 
 _current: Runtime | None = None

@@ -1,28 +1,39 @@
-"""The panel of /admin/users for one user: profile and role, activate/deactivate, quota overrides, API keys.
+"""The panel of /admin/users for one user: profile and role, activate/deactivate, quota overrides, API keys, and
+their stored content (export as a zip, erase on request).
 
 Not a page of its own: pages.admin_users opens it for the user an admin picks. Each action calls the service
 the admin API calls (core.accounts.users, core.quotas.quota_admin) and re-checks that the caller is still an
-admin, since event handlers arrive over the websocket, after the page's own check.
+admin, since event handlers arrive over the websocket, after the page's own check. The export downloads from
+/admin/users/<name>/export.zip, a route on the console's own app (the browser has a session, not an API key) that
+calls the service GET /api/admin/users/<name>/export calls.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
+from nicegui import app as nicegui_app
 from nicegui import ui
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse, PlainTextResponse, Response
 
 from components.admin_guard import admin_handler
 from components.confirm import confirm
 from components.notify import notify_failure
-from components.session import require_admin
+from components.session import require_admin, signed_in
 from core import runtime
 from core.accounts import service as accounts
 from core.accounts import users
 from core.accounts.users import KeyRow, UserChanges, UserRow
+from core.admin import user_data
 from core.admin.cluster_actions import Actor
 from core.config import get_settings
 from core.db import get_database
+from core.errors import UserNotFound
 from core.quotas import limits, quota_admin
 from core.quotas.limits import EffectiveLimits, UserLimits
 from pages.admin_roles import whole_number
@@ -61,6 +72,8 @@ class UserDetail:
             self._quota(row, effective)
             ui.separator()
             self._keys(row, keys)
+            ui.separator()
+            self._content(row)
 
     def _header(self, row: UserRow) -> None:
         with ui.row().classes('w-full items-center gap-3'):
@@ -209,6 +222,57 @@ class UserDetail:
             return
         ui.notify(f'Key {key.prefix}… revoked', type='positive')
         await self.open(username)
+
+
+    def _content(self, row: UserRow) -> None:
+        ui.label('Stored content').classes('font-semibold')
+        ui.label('Their prompts and answers in the audit log, chat conversations with their files, and stored '
+                 'responses. Erasing keeps the audit records (who, when, model, tokens) and the account.') \
+            .classes('text-sm opacity-70')
+        with ui.row().classes('gap-2'):
+            ui.button('Export (zip)', icon='download',
+                      on_click=lambda: ui.download.from_url(f'/admin/users/{quote(row.username)}/export.zip')) \
+                .props('outline').mark('content-export')
+            ui.button('Erase content', icon='delete_forever', on_click=lambda: self._erase(row)) \
+                .props('outline color=negative').mark('content-erase')
+
+    @admin_handler
+    async def _erase(self, row: UserRow) -> None:
+        if not await confirm(f'Erase everything {row.username} has stored?', ok='Erase',
+                             detail='Prompts and answers in their audit records, their chat conversations and files, '
+                                    'and their stored responses are deleted. This cannot be undone.'):
+            return
+        try:
+            me = await require_admin()
+            live = runtime.current()
+            report = await user_data.erase_content(get_database(), get_settings(), username=row.username,
+                                                   actor=_actor(me.id, me.username),
+                                                   flush=live.flush_writes if live else None)
+        except Exception as exc:
+            notify_failure(exc)
+            return
+        ui.notify(f'Erased: {report.requests_blanked:,} audit records blanked, {report.conversations_deleted:,} '
+                  f'conversations, {report.files_deleted:,} files, {report.responses_deleted:,} stored responses',
+                  type='positive')
+
+
+def register_routes() -> None:
+    @nicegui_app.get('/admin/users/{username}/export.zip', include_in_schema=False)
+    async def export_download(username: str) -> Response:
+        """The console's export: the signed-in admin's session instead of an API key; the same service."""
+        account = await signed_in()
+        if account is None or not account.is_admin:
+            return PlainTextResponse('This export is for administrators.', status_code=403)
+        live = runtime.current()
+        try:
+            path = await user_data.export_content(get_database(), get_settings(), username=username,
+                                                  actor=_actor(account.id, account.username),
+                                                  flush=live.flush_writes if live else None)
+        except UserNotFound as exc:
+            return PlainTextResponse(exc.message, status_code=404)
+        stamp = datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')
+        return FileResponse(path, media_type='application/zip', filename=f'mindrouter-{username}-{stamp}.zip',
+                            background=BackgroundTask(os.unlink, path))
 
 
 def _actor(user_id: int, username: str) -> Actor:

@@ -22,13 +22,15 @@ from core.accounts.users import UserCreate, UserRow
 from core.admin.cluster_actions import Actor
 from core.db import get_database
 from pages.admin_roles import RolesSection
-from pages.admin_user_detail import UserDetail
+from pages.admin_user_detail import UserDetail, register_routes
 
 _Created = Callable[[UserRow], Awaitable[None]]
 STATUS_FILTERS = {'all': 'All', 'active': 'Active', 'inactive': 'Deactivated'}
 
 
 def register() -> None:
+    register_routes()
+
     @ui.page('/admin/users')
     async def users_page() -> None:
         async with admin_frame('Users'):

@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
@@ -50,8 +51,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == 'sqlite':
         yield f'sqlite+aiosqlite:///{tmp_path / "test.db"}'
         return
+    with scratch_mariadb('mrtest') as url:
+        yield url
+
+
+@contextmanager
+def scratch_mariadb(prefix: str) -> Iterator[str]:
+    """A new, empty database `<prefix>_<random>` on the test MariaDB server (skips when there is none), dropped
+    afterwards; its URL."""
     server = mariadb_server_url()
-    name = f'mrtest_{uuid.uuid4().hex[:12]}'
+    name = f'{prefix}_{uuid.uuid4().hex[:12]}'
     _mariadb_admin(server, f'CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci')
     try:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)

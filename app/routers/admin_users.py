@@ -3,15 +3,20 @@ services, rules and admin-log records as the console's Users page (recorded with
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from app.deps import require_admin
 from app.responses import JSONResponse
 from core.accounts import users
 from core.accounts.api_keys import ApiKeyAuthenticator, Principal
 from core.accounts.users import UserChanges, UserCreate
+from core.admin import user_data
 from core.admin.cluster_actions import Actor
 from core.db import Database
 
@@ -67,6 +72,26 @@ async def revoke_key(key_ref: str, request: Request, admin: Admin) -> JSONRespon
         key, digest = await users.revoke_key(session, actor=_actor(admin), key_ref=key_ref)
     _authenticator(request).invalidate(digest)
     return JSONResponse(key.to_json())
+
+
+@router.get('/users/{username}/export', response_class=FileResponse)
+async def export_user_content(username: str, request: Request, admin: Admin) -> FileResponse:
+    """A zip of everything stored about the user: audit rows (with content where kept), chat conversations with
+    messages and files, stored responses, and a manifest (docs/audit.md#export-and-erasure). Admin-logged."""
+    path = await user_data.export_content(_db(request), request.app.state.settings, username=username,
+                                          actor=_actor(admin), flush=request.app.state.flush_writes)
+    stamp = datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')
+    return FileResponse(path, media_type='application/zip', filename=f'mindrouter-{username}-{stamp}.zip',
+                        background=BackgroundTask(os.unlink, path))
+
+
+@router.delete('/users/{username}/content')
+async def erase_user_content(username: str, request: Request, admin: Admin) -> JSONResponse:
+    """Erase the user's stored content everywhere: prompts and answers in their audit rows (the rows stay), chat
+    conversations and files, stored responses. The account and its keys are untouched. Admin-logged."""
+    report = await user_data.erase_content(_db(request), request.app.state.settings, username=username,
+                                           actor=_actor(admin), flush=request.app.state.flush_writes)
+    return JSONResponse(report.as_dict())
 
 
 def _actor(admin: Principal) -> Actor:

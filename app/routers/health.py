@@ -12,6 +12,7 @@ from starlette.responses import Response
 from app.client_address import is_local_caller
 from app.deps import presented_api_key, require_api_key
 from app.responses import JSONResponse
+from core import migrations
 from core.db import Database
 from core.errors import DatabaseUnavailable, MindRouterError
 from core.status.metrics import GatewayMetrics
@@ -39,12 +40,17 @@ async def readyz(request: Request) -> JSONResponse:
     except TimeoutError:
         return await _unavailable(request, f'the database at {database.location} did not answer within '
                                            f'{_READY_TIMEOUT:g} s')
-    if current != expected:
+    if current != expected and (current is None or current in migrations.known_revisions()):
         state = 'empty (no migrations applied)' if current is None else f'at revision {current}'
         return await _unavailable(request, f'database schema is {state}, expected {expected}: run `mindrouter migrate`')
     if not await _may_see_details(request):
         return JSONResponse({'status': 'ready'})
-    return JSONResponse({'status': 'ready', 'database': database.location, 'schema': current})
+    details = {'status': 'ready', 'database': database.location, 'schema': current}
+    if current != expected:
+        # A newer release has expanded the schema during a rolling upgrade: its migrations keep this release
+        # working (docs/deployment.md#upgrades), so this replica stays in rotation until it is replaced.
+        details['expected'] = expected
+    return JSONResponse(details)
 
 
 @router.get('/metrics', response_class=Response)

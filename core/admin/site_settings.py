@@ -67,6 +67,11 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
              help='Store the prompt text of each request in its audit row.'),
     Editable('audit_log_responses', 'Keep responses in the audit log', 'bool',
              help='Store the answer text of each request in its audit row.'),
+    Editable('audit_content_retention_days', 'Audit content retention (days)', 'int', minimum=0, maximum=36_500,
+             help='Prompts, answers, chat conversations and files, and stored responses older than this are '
+                  'deleted; the audit rows stay. 0: kept forever.'),
+    Editable('audit_metadata_retention_days', 'Audit record retention (days)', 'int', minimum=0, maximum=36_500,
+             help='Audit rows (who, when, model, tokens, status) older than this are deleted. 0: kept forever.'),
     Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
              help='GPU and backend telemetry history older than this is deleted.'),
     Editable('search_provider', 'Web search provider', 'choice', choices=('none', 'searxng', 'brave'),
@@ -176,6 +181,16 @@ async def apply_stored(settings: Settings, database: Database | None = None) -> 
         log.info('run-time settings from the console: %s',
                  ', '.join(f'{k}={shown(k, v)}' for k, v in values.items()))
     return values
+
+
+async def refresh(settings: Settings, names: tuple[str, ...], database: Database | None = None) -> None:
+    """Bring `names` in this process's live settings up to what the console last said in any process: the stored
+    value, or the environment's after a reset. For a job that may run in a process other than the one an admin
+    used (the leader's retention sweep)."""
+    async with (database or get_database()).session() as session:
+        stored = await load(session, settings)
+    environment = await asyncio.to_thread(environment_settings) if set(names) - set(stored) else None
+    apply(settings, {name: stored[name] if name in stored else getattr(environment, name) for name in names})
 
 
 def environment_settings() -> Settings:

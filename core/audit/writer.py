@@ -62,7 +62,9 @@ _COLUMNS = tuple(f.name for f in fields(AuditRecord))
 def _db_value(value: object, datetime_as_text: bool) -> object:
     if isinstance(value, datetime):  # stored as naive UTC, as core.models.base.UtcDateTime does
         naive = value.astimezone(UTC).replace(tzinfo=None)
-        return naive.isoformat(' ') if datetime_as_text else naive
+        # SQLite compares the text: always six fractional digits, as SQLAlchemy writes them, or a time on a whole
+        # second ('12:00:00') would sort before its own bound parameter ('12:00:00.000000').
+        return naive.isoformat(' ', timespec='microseconds') if datetime_as_text else naive
     return value
 
 

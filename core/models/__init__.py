@@ -15,7 +15,7 @@ from core.models.audit import RequestLog
 from core.models.backends import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.models.base import utcnow
 from core.models.chat import AttachmentKind, ChatAttachment, ChatMessage, ChatRole, Conversation
-from core.models.leases import JobLease
+from core.models.leases import JobLease, RetentionMark
 from core.models.model_aliases import ModelAlias
 from core.models.model_settings import ModelSetting
 from core.models.nodes import Node, NodeBase, NodeStatus
@@ -52,6 +52,7 @@ __all__ = [
     'QuotaRequest',
     'QuotaRequestStatus',
     'RequestLog',
+    'RetentionMark',
     'Role',
     'RoleName',
     'RolePublic',

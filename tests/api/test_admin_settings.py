@@ -4,11 +4,13 @@ every later start, reset to the environment's value, each change in the admin lo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlmodel import col, select
 
 from app.factory import create_api_app
@@ -16,7 +18,7 @@ from core.admin import site_settings
 from core.admin.site_settings import mask_url
 from core.config import Settings, reset_settings
 from core.db import Database
-from core.models import AdminAction
+from core.models import AdminAction, RequestLog, utcnow
 from sim.config import SimConfig
 from sim.server import SimServer
 
@@ -44,7 +46,8 @@ async def test_the_listing_says_where_each_value_comes_from_and_hides_secrets(ad
     listing = response.json()
     assert {entry['name'] for entry in listing['editable']} == {
         'context_length_cap', 'ollama_override_num_ctx', 'audit_log_prompts', 'audit_log_responses',
-        'telemetry_retention_days', 'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout'}
+        'audit_content_retention_days', 'audit_metadata_retention_days', 'telemetry_retention_days',
+        'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout'}
     cap = editable(listing, 'context_length_cap')
     assert (cap['value'], cap['environment_value'], cap['source']) == (16384, 16384, 'environment')
     assert editable(listing, 'audit_log_prompts')['source'] == 'default'
@@ -139,3 +142,20 @@ def test_passwords_in_urls_are_masked() -> None:
     assert mask_url('redis://:hunter2@cache:6379/0') == 'redis://:***@cache:6379/0'
     assert mask_url('redis://cache:6379/0?password=hunter2') == 'redis://cache:6379/0?password=***'
     assert mask_url('sqlite+aiosqlite:///data/mindrouter.db') == 'sqlite+aiosqlite:///data/mindrouter.db'
+
+
+async def test_retention_periods_are_changed_at_run_time_and_reach_the_sweeper(
+        app: FastAPI, admin: httpx.AsyncClient, database: Database) -> None:
+    """0 keeps forever; the leader's sweeper reads the live settings at its next sweep."""
+    async with database.session() as session:
+        session.add(RequestLog(request_id='old', endpoint='/api/chat', status='completed', prompt='p', response='r',
+                               created_at=utcnow() - timedelta(days=40)))
+        await session.commit()
+    assert not await app.state.retention.sweep()  # the default: kept forever
+    assert (await admin.put('/api/admin/settings/audit_content_retention_days', json={'value': 30})).status_code == 200
+    refused = await admin.put('/api/admin/settings/audit_metadata_retention_days', json={'value': -1})
+    assert refused.status_code == 400 and refused.json()['error']['param'] == 'audit_metadata_retention_days'
+    assert (await app.state.retention.sweep()).contents_blanked == 1
+    async with database.session() as session:
+        row = (await session.exec(select(RequestLog))).one()
+    assert (row.request_id, row.prompt, row.response) == ('old', None, None)

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from app.factory import create_api_app
 from core import migrations
@@ -51,6 +52,27 @@ async def test_readyz_is_503_with_the_reason_when_the_schema_is_not_at_head(conf
     assert response.status_code == 503
     assert response.json()['status'] == 'unavailable'
     assert 'mindrouter migrate' in response.json()['reason']
+
+
+async def test_readyz_keeps_a_replica_ready_when_a_newer_release_has_migrated_the_schema(
+        client: httpx.AsyncClient, database: Database) -> None:
+    """A rolling upgrade: the new release's migration (an expansion) runs while this release still serves."""
+    async with database.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_a_newer_release'"))
+    response = await client.get('/readyz')
+    assert response.status_code == 200
+    assert response.json() == {'status': 'ready', 'database': database.location,
+                               'schema': '9999_from_a_newer_release', 'expected': migrations.head_revision()}
+
+
+async def test_readyz_is_503_while_the_schema_is_behind_this_release(
+        client: httpx.AsyncClient, database: Database) -> None:
+    previous = sorted(migrations.known_revisions() - {migrations.head_revision()})[-1]
+    async with database.engine.begin() as conn:
+        await conn.execute(text('UPDATE alembic_version SET version_num = :revision'), {'revision': previous})
+    response = await client.get('/readyz')
+    assert response.status_code == 503
+    assert f'at revision {previous}' in response.json()['reason']
 
 
 async def test_readyz_is_503_naming_the_host_when_the_database_is_unreachable(

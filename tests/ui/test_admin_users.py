@@ -3,14 +3,19 @@ overrides, revokes keys and edits role defaults; every change lands in the admin
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
+
 import httpx
 from nicegui import ui
 from nicegui.testing import User
 from sqlmodel import col, select
 
 from core.accounts import service as accounts
+from core.chat import conversations as chat
 from core.db import Database
-from core.models import AdminAction, QuotaOverride, Role
+from core.models import AdminAction, Conversation, QuotaOverride, RequestLog, Role
 from core.models import User as Account
 from tests.ui.conftest import ADMIN, STUDENT, log_in
 
@@ -156,3 +161,52 @@ def rows_shown(user: User) -> list[str]:
         table = next(iter(user.find(marker='users-table').elements))
         return [marker for element in table.default_slot.children if isinstance(element, ui.row)
                 for marker in element._markers]
+
+
+async def test_an_admin_erases_a_students_stored_content(people: Database, user: User) -> None:
+    async with people.session() as session:
+        student = await accounts.get_user(session, username=STUDENT[0])
+        assert student.id is not None
+        conversation = await chat.create_conversation(session, user_id=student.id, title='homework')
+        await chat.add_message(session, user_id=student.id, conversation_id=conversation.id or 0, role='user',
+                               content='my essay draft')
+        session.add(RequestLog(request_id='essay-1', user_id=student.id, endpoint='/v1/chat/completions',
+                               status='completed', prompt='my essay draft', response='a grade'))
+        await session.commit()
+    await open_as_admin(user, '/admin/users')
+    user.find(marker=f'manage-{STUDENT[0]}').click()
+    await user.should_see(marker='content-erase')
+    user.find(marker='content-erase').click()
+    await user.should_see(marker='confirm-ok')
+    user.find(marker='confirm-ok').click()
+    await user.should_see('Erased: 1 audit records blanked, 1 conversations', retries=30)
+
+    async with people.session() as session:
+        row = (await session.exec(select(RequestLog).where(RequestLog.request_id == 'essay-1'))).one()
+        left = list(await session.exec(select(Conversation).where(Conversation.user_id == student.id)))
+    assert (row.prompt, row.response, row.status, left) == (None, None, 'completed', [])
+    assert ('user.content.erase', STUDENT[0], 'console') in await actions(people)
+
+
+async def test_the_console_export_is_a_zip_for_admins_only(people: Database, user: User) -> None:
+    async with people.session() as session:
+        student = await accounts.get_user(session, username=STUDENT[0])
+        session.add(RequestLog(request_id='q-1', user_id=student.id, endpoint='/api/chat', status='completed',
+                               prompt='what is entropy', response='a measure'))
+        await session.commit()
+    await open_as_admin(user, '/admin/users')
+    user.find(marker=f'manage-{STUDENT[0]}').click()
+    await user.should_see(marker='content-export')
+    response = await user.http_client.get(f'/admin/users/{STUDENT[0]}/export.zip')
+    assert response.status_code == 200 and response.headers['content-type'] == 'application/zip'
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        [row] = [json.loads(line) for line in archive.read('requests.jsonl').splitlines()]
+    assert (row['request_id'], row['prompt']) == ('q-1', 'what is entropy')
+    assert ('user.content.export', STUDENT[0], 'console') in await actions(people)
+    assert (await user.http_client.get('/admin/users/nobody/export.zip')).status_code == 404
+
+
+async def test_a_student_cannot_download_a_users_export(people: Database, user: User) -> None:
+    await log_in(user, *STUDENT)
+    await user.should_see(marker='nav-logout', retries=100)
+    assert (await user.http_client.get(f'/admin/users/{STUDENT[0]}/export.zip')).status_code == 403
