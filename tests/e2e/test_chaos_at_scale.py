@@ -15,6 +15,7 @@ workers hold no more file descriptors than before. `CHAOS_REQUESTS` makes a shor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import sqlite3
@@ -35,16 +36,18 @@ from tests.e2e.processes import free_port, running
 BIN = Path(sys.executable).parent
 REQUESTS = int(os.environ.get('CHAOS_REQUESTS', '10000'))
 CONCURRENCY = 64
+MAX_CONCURRENT = 12  # per backend
 ABORT_SHARE = 0.2
 MODEL = 'chaos:latest'
 PREFIX = 'chaos'
-FAST = ['--models', MODEL, '--tokens', '12', '--token-delay-ms', '1', '--max-concurrency', '0']
+# 40 tokens 2 ms apart: long enough that a client leaving after its first reads leaves mid-answer
+FAST = ['--models', MODEL, '--tokens', '40', '--token-delay-ms', '2', '--max-concurrency', '0']
 ENGINES: dict[str, tuple[str, list[str]]] = {
     'steady': ('ollama', FAST),
     'spare': ('vllm', FAST),
     'failing': ('vllm', [*FAST, '--fault', 'error_500', '--fault-rate', '0.3']),  # ~5 % of all requests
     'dying': ('ollama', [*FAST, '--fault', 'die_mid_stream', '--fault-rate', '0.12', '--fault-after-tokens', '4']),
-    'slow': ('vllm', ['--models', MODEL, '--tokens', '12', '--ttft-ms', '40', '--token-delay-ms', '15']),
+    'slow': ('vllm', ['--models', MODEL, '--tokens', '20', '--ttft-ms', '40', '--token-delay-ms', '15']),
     'to-disable': ('ollama', FAST),
     'to-drain': ('vllm', FAST),
 }
@@ -76,8 +79,34 @@ class Fleet:
         children = Path(f'/proc/{self.serve_pid}/task/{self.serve_pid}/children').read_text().split()
         return [int(pid) for pid in children] or [self.serve_pid]
 
-    def open_descriptors(self) -> int:
-        return sum(len(os.listdir(f'/proc/{pid}/fd')) for pid in self.worker_pids())
+    def descriptors(self) -> tuple[int, int]:
+        """The workers' open descriptors: (connections to the engines, everything else). The first are the
+        upstream pools' kept-alive connections, at most max_concurrent per backend and worker by design."""
+        engine_ports = {int(url.rsplit(':', 1)[1]) for url in self.sims.values()}
+        to_engines, other = 0, 0
+        for pid in self.worker_pids():
+            remote = _socket_remote_ports(pid)
+            for fd in os.listdir(f'/proc/{pid}/fd'):
+                with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+                    target = os.readlink(f'/proc/{pid}/fd/{fd}')
+                    inode = target[8:-1] if target.startswith('socket:[') else None
+                    if inode is not None and remote.get(inode) in engine_ports:
+                        to_engines += 1
+                    else:
+                        other += 1
+        return to_engines, other
+
+
+def _socket_remote_ports(pid: int) -> dict[str, int]:
+    """socket inode -> remote TCP port, for the process's network namespace."""
+    ports = {}
+    for table in ('tcp', 'tcp6'):
+        with contextlib.suppress(FileNotFoundError), open(f'/proc/{pid}/net/{table}') as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                ports[fields[9]] = int(fields[2].rsplit(':', 1)[1], 16)
+    return ports
 
 
 @contextmanager
@@ -111,7 +140,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     redis_port = free_port()
     env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'warning', 'AUDIT_FLUSH_INTERVAL': '0.2',
            'REDIS_URL': f'redis://127.0.0.1:{redis_port}/0', 'REDIS_PREFIX': PREFIX, 'QUEUE_TIMEOUT': '60',
-           'BACKEND_CHECK_INTERVAL': '3600',  # the engines fail on purpose: health checks would take them out
+           # the engines fail inference only, so health checks keep them in; they refresh what Ollama has loaded
+           # (a model counts as cold, and its backend as second choice, until a check sees it in memory)
+           'BACKEND_CHECK_INTERVAL': '2',
            'BACKEND_COOLDOWN': '0.2', 'REGISTRY_RELOAD_INTERVAL': '0.5'}
     env.pop('DATABASE_URL', None)
     with ExitStack() as stack:
@@ -136,7 +167,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         serve_pid = stack.enter_context(running(command, env, log_path=log_path, ready_url=f'{url}/healthz')).pid
         for name, (engine, _) in ENGINES.items():
             response = httpx.post(f'{url}/api/admin/backends/register', headers=admin, timeout=30,
-                                  json={'name': name, 'url': sims[name], 'engine': engine, 'max_concurrent': 8})
+                                  json={'name': name, 'url': sims[name], 'engine': engine,
+                                        'max_concurrent': MAX_CONCURRENT})
             assert response.status_code == 201 and response.json()['status'] == 'healthy', response.text
         for name in users:
             httpx.put(f'{url}/api/admin/users/{name}/quota', headers=admin, timeout=30, json={
@@ -182,7 +214,9 @@ async def one(client: httpx.AsyncClient, index: int, rng: random.Random, key: st
             parts = []
             async for part in response.aiter_raw():
                 parts.append(part)
-                if leave_after is not None and len(parts) >= leave_after and not clean_end(dialect, b''.join(parts)):
+                so_far = b''.join(parts)
+                if leave_after is not None and len(parts) >= leave_after and not clean_end(dialect, so_far) \
+                        and not error_end(dialect, so_far):
                     outcome.left = True
                     break  # closing the response mid-body drops the connection: the gateway sees the client go
             outcome.body = b''.join(parts)
@@ -314,7 +348,7 @@ def test_ten_thousand_chaotic_requests_leave_nothing_behind(fleet: Fleet) -> Non
         for dialect in ('openai', 'anthropic', 'ollama'):
             path, body = request_for(dialect, 'warm-up', False)
             assert warm.post(path, json=body, headers={'X-API-Key': fleet.keys[0]}).status_code == 200
-    descriptors_before = fleet.open_descriptors()
+    _, descriptors_before = fleet.descriptors()
     began = time.monotonic()
 
     run = asyncio.run(chaos(fleet))
@@ -359,22 +393,30 @@ def test_ten_thousand_chaotic_requests_leave_nothing_behind(fleet: Fleet) -> Non
     for outcome in answered:
         status, http_status, _ = rows[outcome.request_id]  # type: ignore[index]
         if outcome.left:
-            # the client left mid-stream: 499, unless the gateway had already written the whole answer
-            if http_status not in (499, 200):
+            # the client left mid-stream: 499, unless the gateway had already written the whole answer (200) or
+            # the engine died in between (502: its error event went to a client no longer reading)
+            if http_status not in (499, 200, 502):
+                mismatched.append((outcome, status, http_status))
+        elif outcome.stream and outcome.status == 200 and error_end(outcome.dialect, outcome.body):
+            if (status, http_status) != ('failed', 502):  # cut by the engine after the 200 went out
                 mismatched.append((outcome, status, http_status))
         elif http_status != outcome.status:
             mismatched.append((outcome, status, http_status))
     assert not mismatched, mismatched[:5]
     left_mid_stream = [o for o in answered if o.left]
     abandoned = sum(rows[o.request_id][1] == 499 for o in left_mid_stream)  # type: ignore[index]
-    assert abandoned >= 0.8 * len(left_mid_stream), (abandoned, len(left_mid_stream))
+    # Not all: an answer of a few kilobytes fits the socket buffers, so the gateway often writes it whole before the
+    # client's leaving shows; those are rightly 200. The 499 path must still be well exercised.
+    assert abandoned >= 0.3 * len(left_mid_stream), (abandoned, len(left_mid_stream))
     left_early = [o for o in outcomes if o.left and o.request_id is None]
     assert len(left_mid_stream) + len(left_early) >= 0.15 * REQUESTS
 
     # Streams: a clean ending or the dialect's error event, never a silent cut.
     streams = [o for o in answered if o.stream and not o.left and o.status == 200]
     cut = [o for o in streams if not clean_end(o.dialect, o.body)]
-    assert cut, 'the dying engine cut no stream: the run did not test what it claims'
+    engine_stats = {name: httpx.get(f'{sim}/_sim/stats').json() for name, sim in fleet.sims.items()}
+    assert cut, ('the dying engine cut no stream: the run did not test what it claims',
+                 {name: (s['requests_total'], s['faults']) for name, s in engine_stats.items()})
     silent = [o for o in cut if not error_end(o.dialect, o.body)]
     assert not silent, [(o.dialect, o.body[-200:]) for o in silent[:3]]
     for o in cut:
@@ -382,6 +424,9 @@ def test_ten_thousand_chaotic_requests_leave_nothing_behind(fleet: Fleet) -> Non
     one_shot = [o for o in answered if not o.stream and not o.left]
     assert sum(o.status == 200 for o in one_shot) >= 0.98 * len(one_shot)  # failover hides the failing engines
 
-    # No descriptor leaked in the workers (pools and Redis connections come and go; a leak per request would not).
-    eventually(lambda: fleet.open_descriptors() <= descriptors_before + 16,
-               what=lambda: f'descriptors {descriptors_before} -> {fleet.open_descriptors()}')
+    # No descriptor leaked in the workers: the engine connections kept alive are bounded by the pools' design (at
+    # most max_concurrent per backend and worker), and nothing else grew beyond what comes and goes (Redis, logs).
+    most_pooled = len(fleet.worker_pids()) * len(ENGINES) * MAX_CONCURRENT
+    eventually(lambda: fleet.descriptors()[0] <= most_pooled and fleet.descriptors()[1] <= descriptors_before + 16,
+               what=lambda: f'(engine connections, other descriptors): {fleet.descriptors()}, before: '
+                            f'{descriptors_before} others; pooled at most {most_pooled}')
