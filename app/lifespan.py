@@ -21,6 +21,7 @@ from core.accounts.key_usage import KeyUsageWriter
 from core.accounts.service import principal_loader
 from core.accounts.sign_in import close_sign_in_guard
 from core.admin import site_settings
+from core.admin.settings_sync import SettingsSync
 from core.audit.writer import AuditWriter
 from core.chat import files as chat_files
 from core.config import Settings, get_settings
@@ -127,6 +128,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,
         allow_private=settings.image_fetch_allow_private,
         allowed_hosts=[h.strip() for h in settings.image_fetch_allowed_hosts.split(',') if h.strip()])
+    app.state.settings_sync = settings_sync = SettingsSync(
+        database, settings, interval=settings.settings_reload_interval, redis_url=settings.redis_url,
+        prefix=settings.redis_prefix)
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:
@@ -139,9 +143,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.install(Runtime(settings=settings, database=database, registry=registry, monitor=monitor,
                             lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
                             poller=node_poller, secret_box=app.state.secret_box, control_client=control_client,
-                            authenticator=authenticator, quota=app.state.quota, api=Loopback(app)))
+                            authenticator=authenticator, quota=app.state.quota, api=Loopback(app),
+                            settings_sync=settings_sync))
     usage_writer.start()
     audit.start()
+    await settings_sync.start()
     responses.start()
     await ledger.start()
     await jobs.start()
@@ -152,6 +158,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         runtime.install(None)
+        await settings_sync.stop()
         await jobs.stop()
         await monitor.stop()
         await ledger.stop()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
     import httpx
 
     from core.accounts.api_keys import ApiKeyAuthenticator
+    from core.admin.settings_sync import SettingsSync
     from core.config import Settings
     from core.db import Database
     from core.quotas.guard import QuotaGuard
@@ -63,6 +64,7 @@ class Runtime:
     authenticator: ApiKeyAuthenticator  # a key revoked in the console is forgotten at once (invalidate)
     quota: QuotaGuard  # the same usage figures /api/account/usage reports
     api: InferenceClient  # the API itself, for the console's chat: every request takes the API's own path
+    settings_sync: SettingsSync | None = None  # tells the other processes that a run-time setting changed
 
 
 _current: Runtime | None = None
