@@ -27,6 +27,7 @@ from core.models import utcnow
 
 log = logging.getLogger('mindrouter')
 
+SHUTDOWN_MARGIN = 5.0  # seconds uvicorn waits past the streams' grace before it cancels what still runs
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1
 
@@ -126,7 +127,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # stays off (it carries the query string): ACCESS_LOG is app/access_log.py's line.
     uvicorn.run(target, factory=True, host=host, port=port, workers=args.workers, log_level=settings.log_level,
                 log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False,
-                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                # Streams get SHUTDOWN_GRACE_SECONDS and then end with an error event (app/shutdown.py); whatever
+                # still runs a little later (a request waiting in the queue) is cancelled by uvicorn itself.
+                timeout_graceful_shutdown=settings.shutdown_grace_seconds + SHUTDOWN_MARGIN)
     return 0
 
 

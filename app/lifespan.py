@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
 from app.loopback import Loopback
+from app.shutdown import GracefulShutdown
 from core import runtime
 from core.accounts.api_keys import ApiKeyAuthenticator
 from core.accounts.key_usage import KeyUsageWriter
@@ -80,6 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                    window=settings.scheduler_fairness_window))
 
     app.state.settings = settings
+    app.state.shutdown = shutdown = GracefulShutdown(settings.shutdown_grace_seconds)
     app.state.database = database
     app.state.schema_head = head_revision()  # read from disk once, not per probe
     app.state.authenticator = authenticator
@@ -154,9 +156,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.gc_freeze:  # what start-up built lives as long as the process (docs/performance.md)
         gc.collect()
         gc.freeze()
+    shutdown.listen()  # after the server installed its signal handlers: ours chain onto them
     try:
         yield
     finally:
+        shutdown.close()
         runtime.install(None)
         await settings_sync.stop()
         await jobs.stop()
