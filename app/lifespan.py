@@ -73,7 +73,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             read_timeout=settings.backend_read_timeout)
     ledger: AdmissionLedger = LocalLedger(registry)  # one process: slots counted in memory
     if settings.redis_url:  # several workers or replicas: slots counted where all of them see it
+        # A dead worker's slots come back within the lease period, as its cluster-wide jobs do.
         ledger = RedisLedger.from_url(settings.redis_url, registry, prefix=settings.redis_prefix,
+                                      heartbeat_ttl=settings.leader_lease_ttl,
                                       burst_tokens=settings.scheduler_burst_tokens,
                                       fairness_window=settings.scheduler_fairness_window)
     scheduler = FairScheduler(registry, ledger, queue_timeout=settings.queue_timeout,
