@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -131,7 +132,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
                 # Streams get SHUTDOWN_GRACE_SECONDS and then end with an error event (app/shutdown.py); whatever
                 # still runs a little later (a request waiting in the queue) is cancelled by uvicorn itself.
-                timeout_graceful_shutdown=settings.shutdown_grace_seconds + SHUTDOWN_MARGIN,
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds + SHUTDOWN_MARGIN),
                 # uvicorn kills a worker that has not answered its ping within 5 s, and a worker still importing
                 # on a busy host (measured here: 5 to over 30 s at load 8-12 on two cores) was killed and started
                 # again, in a loop: it answers its first ping only once it has imported the app.

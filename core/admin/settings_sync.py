@@ -57,7 +57,8 @@ class SettingsSync:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._poll(), name='settings-reload')]
         if self._redis_url:
-            self._client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1.0, socket_timeout=None)
+            # A publish gives up after 2 s (the periodic re-read covers it); a subscriber waits without limit.
+            self._client = redis.Redis.from_url(self._redis_url, socket_connect_timeout=1.0, socket_timeout=2.0)
             self._tasks.append(loop.create_task(self._listen(), name='settings-subscriber'))
 
     async def stop(self) -> None:
