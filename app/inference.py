@@ -191,6 +191,9 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
         exchange.record(status='failed', http_status=exc.status_code, model=served, stream=True,
                         error=exc.message, prompt=prompt)
         raise
+    except asyncio.CancelledError:  # still queued when the server cut it off (a shutdown past its grace)
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=served, stream=True, prompt=prompt)
+        raise
     relayed = _Relayed()
 
     async def abandon() -> None:

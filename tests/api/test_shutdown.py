@@ -81,3 +81,31 @@ async def test_a_stream_that_starts_after_the_grace_ends_at_once(app: FastAPI, a
         app.state.shutdown.expire()
         answer = await admin.post('/api/chat', json={'model': 'llama3.2', 'messages': MESSAGES, 'stream': True})
     assert answer.json() == {'error': SHUTDOWN_MESSAGE}
+
+
+async def test_a_stream_cut_off_while_queued_still_has_its_audit_row(app: FastAPI, admin: httpx.AsyncClient) -> None:
+    """What uvicorn cancels after the grace (a request still waiting for a slot) is recorded, not lost."""
+    async with SimServer('ollama', SimConfig(tokens=400, token_delay_ms=50)) as engine:
+        await admin.post('/api/admin/backends/register', json={
+            'name': 'o', 'url': engine.url, 'engine': 'ollama', 'max_concurrent': 1})
+        body = {'model': 'llama3.2', 'messages': MESSAGES, 'stream': True}
+        running = asyncio.create_task(admin.post('/api/chat', json=body))
+        for _ in range(200):  # the one slot is taken
+            if app.state.shutdown.running:
+                break
+            await asyncio.sleep(0.02)
+        queued = asyncio.create_task(admin.post('/v1/chat/completions', json=body))
+        for _ in range(200):
+            if app.state.scheduler.waiting:
+                break
+            await asyncio.sleep(0.02)
+        assert app.state.scheduler.waiting == 1
+        queued.cancel()  # as uvicorn does at the end of timeout_graceful_shutdown
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        app.state.shutdown.expire()
+        await running
+        await app.state.audit.flush()
+        rows = (await admin.get('/api/admin/audit', params={'status': 'cancelled'})).json()['rows']
+    assert [(row['endpoint'], row['http_status'], row['stream']) for row in rows] == [
+        ('/v1/chat/completions', 499, True)]
