@@ -29,7 +29,9 @@ def settle(fleet: Fleet, ask: Callable[[str], httpx.Response], expect: Callable[
     """Seconds until every sample, through every replica, shows the change."""
     started = time.monotonic()
     until(lambda: everywhere(fleet, ask, expect), within=WITHIN, every=0.2, what=what)
-    return time.monotonic() - started
+    took = time.monotonic() - started
+    print(f'{what}: after {took:.1f} s')  # the figure docs/cluster.md quotes (pytest -s)
+    return took
 
 
 def test_a_run_time_setting_reaches_every_process_by_redis(fleet: Fleet) -> None:
