@@ -22,10 +22,11 @@ def free_port() -> int:
 
 @contextmanager
 def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_url: str | None,
-            ready_within: float = 30) -> Iterator[subprocess.Popen[bytes]]:
+            ready_within: float = 120) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process until the block ends (SIGTERM, so it shuts down cleanly, unless the block ended it
     already); output goes to a file because an unread pipe would block it. Without `ready_url` the block starts at
-    once (start several, then `wait_until_ready` for each: they come up side by side)."""
+    once (start several, then `wait_until_ready` for each: they come up side by side). The 120 s allowed by default
+    only matter on a busy shared host, where importing the app in several processes at once took over a minute."""
     with log_path.open('w') as log, subprocess.Popen(command, env=env, cwd=REPO, stdout=log,
                                                      stderr=subprocess.STDOUT) as process:
         try:
@@ -38,7 +39,7 @@ def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_ur
             process.wait(timeout=40)
 
 
-def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, within: float = 30) -> None:
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, within: float = 120) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
