@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.logs import REQUEST_ID
 from app.responses import JSONResponse
+from app.shutdown import SHUTDOWN_MESSAGE, SHUTDOWN_STATUS, GracefulShutdown
 from core.accounts.api_keys import Principal
 from core.audit.writer import AuditRecord, AuditWriter
 from core.config import Settings
@@ -190,6 +191,9 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
         exchange.record(status='failed', http_status=exc.status_code, model=served, stream=True,
                         error=exc.message, prompt=prompt)
         raise
+    except asyncio.CancelledError:  # still queued when the server cut it off (a shutdown past its grace)
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=served, stream=True, prompt=prompt)
+        raise
     relayed = _Relayed()
 
     async def abandon() -> None:
@@ -273,17 +277,30 @@ async def _relay(exchange: Exchange, chat: ChatRequest, served: str, upstream: U
                  framer: StreamEncoder, prompt: str | None, relayed: _Relayed) -> AsyncIterator[bytes]:
     status, http_status, error = 'completed', 200, None
     first_token_ms: float | None = None
+    shutdown: GracefulShutdown = exchange.request.app.state.shutdown
+    watch = shutdown.watch()  # at SIGTERM + grace, the stream is ended with the dialect's error (app/shutdown.py)
     try:
         opening = framer.start()
         if opening:
             yield opening
-        async for batch in upstream.batches():
+        batches = upstream.batches()
+        while not watch.cut:
+            watch.reading = True  # a shutdown's cancel may land here, and only here
+            try:
+                batch = await anext(batches)
+            except StopAsyncIteration:
+                break
+            finally:
+                watch.reading = False
             frame = b''.join([framer.delta(delta) for delta in batch])
             if frame:
                 if first_token_ms is None:
                     first_token_ms = exchange.elapsed_ms()
                 yield frame
-        if upstream.complete:
+        if watch.cut:
+            status, http_status, error = 'failed', SHUTDOWN_STATUS, SHUTDOWN_MESSAGE
+            yield framer.error(error)
+        elif upstream.complete:
             yield framer.end(upstream.finish_reason or 'stop', upstream.usage)
         else:  # the engine closed cleanly but never said it was done: never pretend the answer is whole
             status, http_status, error = 'failed', 502, 'the backend ended the stream before the answer was complete'
@@ -291,10 +308,19 @@ async def _relay(exchange: Exchange, chat: ChatRequest, served: str, upstream: U
     except StreamBroken as exc:
         status, http_status, error = 'failed', 502, str(exc)
         yield framer.error(error)
-    except BaseException:  # the client went away (cancelled) or something unexpected: stop at once
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not watch.cut or task is None or task.cancelling() != 1:  # the client went away, or more than us
+            status, http_status = 'cancelled', CLIENT_CLOSED
+            raise
+        task.uncancel()  # the shutdown's own cancel, which only ends the wait on the engine
+        status, http_status, error = 'failed', SHUTDOWN_STATUS, SHUTDOWN_MESSAGE
+        yield framer.error(error)
+    except BaseException:  # something unexpected: stop at once
         status, http_status = 'cancelled', CLIENT_CLOSED
         raise
     finally:
+        shutdown.forget(watch)
         if not relayed.done:  # else the response already gave up on this relay and recorded it
             relayed.done = True
             upstream.release()  # synchronous, so the slot frees even inside a cancelled scope

@@ -15,12 +15,14 @@ from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
 from app.loopback import Loopback
+from app.shutdown import GracefulShutdown
 from core import runtime
 from core.accounts.api_keys import ApiKeyAuthenticator
 from core.accounts.key_usage import KeyUsageWriter
 from core.accounts.service import principal_loader
 from core.accounts.sign_in import close_sign_in_guard
 from core.admin import site_settings
+from core.admin.settings_sync import SettingsSync
 from core.audit.retention import RetentionSweeper
 from core.audit.writer import AuditWriter
 from core.chat import files as chat_files
@@ -72,7 +74,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             read_timeout=settings.backend_read_timeout)
     ledger: AdmissionLedger = LocalLedger(registry)  # one process: slots counted in memory
     if settings.redis_url:  # several workers or replicas: slots counted where all of them see it
+        # A dead worker's slots come back within the lease period, as its cluster-wide jobs do.
         ledger = RedisLedger.from_url(settings.redis_url, registry, prefix=settings.redis_prefix,
+                                      heartbeat_ttl=settings.leader_lease_ttl,
                                       burst_tokens=settings.scheduler_burst_tokens,
                                       fairness_window=settings.scheduler_fairness_window)
     scheduler = FairScheduler(registry, ledger, queue_timeout=settings.queue_timeout,
@@ -80,6 +84,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                    window=settings.scheduler_fairness_window))
 
     app.state.settings = settings
+    app.state.shutdown = shutdown = GracefulShutdown(settings.shutdown_grace_seconds)
     app.state.database = database
     app.state.schema_head = head_revision()  # read from disk once, not per probe
     app.state.authenticator = authenticator
@@ -138,6 +143,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,
         allow_private=settings.image_fetch_allow_private,
         allowed_hosts=[h.strip() for h in settings.image_fetch_allowed_hosts.split(',') if h.strip()])
+    app.state.settings_sync = settings_sync = SettingsSync(
+        database, settings, interval=settings.settings_reload_interval, redis_url=settings.redis_url,
+        prefix=settings.redis_prefix)
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:
@@ -151,19 +159,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
                             poller=node_poller, secret_box=app.state.secret_box, control_client=control_client,
                             authenticator=authenticator, quota=app.state.quota, api=Loopback(app),
-                            flush_writes=app.state.flush_writes))
+                            flush_writes=app.state.flush_writes,
+                            settings_sync=settings_sync))
     usage_writer.start()
     audit.start()
+    await settings_sync.start()
     responses.start()
     await ledger.start()
     await jobs.start()
     if settings.gc_freeze:  # what start-up built lives as long as the process (docs/performance.md)
         gc.collect()
         gc.freeze()
+    shutdown.listen()  # after the server installed its signal handlers: ours chain onto them
     try:
         yield
     finally:
+        shutdown.close()
         runtime.install(None)
+        await settings_sync.stop()
         await jobs.stop()
         await monitor.stop()
         await ledger.stop()

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # (gc.freeze): full collections stop walking it, which took 20-30 ms pauses off the request path. Off only
     # in test processes that build hundreds of apps, whose frozen cycles would never be freed.
     gc_freeze: bool = True
+    # SIGTERM: streams running get this long to finish, then end with their dialect's error event (docs/cluster.md)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
     # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
     # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
     login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock
@@ -93,6 +95,7 @@ class Settings(BaseSettings):
     backend_check_interval: float = Field(default=30.0, gt=0)  # model discovery and health, per backend
     registry_reload_interval: float = Field(default=5.0, gt=0)  # re-read backends registered elsewhere
     leader_lease_ttl: float = Field(default=15.0, ge=1.0)  # one process runs the cluster-wide jobs; failover time
+    settings_reload_interval: float = Field(default=10.0, gt=0)  # re-read run-time settings changed elsewhere
     audit_log_prompts: bool = True
     audit_log_responses: bool = True
     # Retention of the audit trail (docs/audit.md#retention), also editable at run time; 0 keeps forever.

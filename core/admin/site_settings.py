@@ -5,8 +5,8 @@ The environment (and `.env`) sets every setting at start; a value stored here wi
 is assigned to the live `Settings` object that the request path reads per request. Resetting a setting deletes
 the stored value and puts the environment's back. Every change and reset is written to the admin log.
 
-Only this process's `Settings` object changes at once; other worker processes pick the stored value up at their
-next start.
+The process that takes the change applies it at once; every other worker and replica follows within seconds
+(core.admin.settings_sync: a Redis message, and a periodic re-read of the table).
 
 Secrets (kind `secret`, e.g. brave_api_key) are stored encrypted (core.secretbox) and never shown: the listing
 says `(hidden)` when one is set, and the admin log records a short fingerprint, never the value. URLs are shown
@@ -28,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import runtime
 from core.audit import admin_log
 from core.config import Settings, get_settings
 from core.db import Database, get_database
@@ -239,6 +240,7 @@ async def change(session: AsyncSession, settings: Settings, *, name: str, value:
                            commit=False)
     await session.commit()  # the stored value and its record stand or fall together
     setattr(settings, name, new)
+    await _announce(name)
     return await _state(session, settings, name)
 
 
@@ -258,6 +260,7 @@ async def reset(session: AsyncSession, settings: Settings, *, name: str, actor_i
                            commit=False)
     await session.commit()
     setattr(settings, name, value)
+    await _announce(name)
     return await _state(session, settings, name)
 
 
@@ -360,6 +363,13 @@ def _number(value: Any) -> float | None:
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+async def _announce(name: str) -> None:
+    """The other processes of a running gateway re-read the settings now (core.admin.settings_sync)."""
+    live = runtime.current()
+    if live is not None and live.settings_sync is not None:
+        await live.settings_sync.announce(name)
 
 
 def _box(settings: Settings) -> SecretBox:
