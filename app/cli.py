@@ -29,6 +29,11 @@ log = logging.getLogger('mindrouter')
 
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1
+# Seconds a worker of `serve --workers N` has to answer its supervisor's ping before uvicorn kills and replaces
+# it. uvicorn's 5 s is shorter than a worker's start-up (imports, the app build) on a busy machine: workers were
+# killed and restarted in a loop, and the server took a minute to come up. A worker that dies is still noticed
+# at once; only a hung one waits this long.
+WORKER_HEALTHCHECK_TIMEOUT = 30
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,7 +131,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # stays off (it carries the query string): ACCESS_LOG is app/access_log.py's line.
     uvicorn.run(target, factory=True, host=host, port=port, workers=args.workers, log_level=settings.log_level,
                 log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False,
-                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips)
+                proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT)
     return 0
 
 
