@@ -33,7 +33,7 @@ EXIT_ENVIRONMENT = 1
 # it. uvicorn's 5 s is shorter than a worker's start-up (imports, the app build) on a busy machine: workers were
 # killed and restarted in a loop, and the server took a minute to come up. A worker that dies is still noticed
 # at once; only a hung one waits this long.
-WORKER_HEALTHCHECK_TIMEOUT = 30
+WORKER_HEALTHCHECK_TIMEOUT = 60
 
 
 def main(argv: Sequence[str] | None = None) -> int:
