@@ -27,15 +27,16 @@ def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_ur
     with log_path.open('w') as log, subprocess.Popen(command, env=env, cwd=REPO, stdout=log,
                                                      stderr=subprocess.STDOUT) as process:
         try:
-            _wait_until_ready(ready_url, process, log_path)
+            wait_until_ready(ready_url, process, log_path)
             yield
         finally:
             process.terminate()
             process.wait(timeout=20)
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, *,
+                     timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f'{url}: process exited with {process.returncode}:\n{log_path.read_text()}')
