@@ -114,6 +114,7 @@ def running_topology(
     workers: int = 2,
     console: bool = True,
     token_delay_ms: int = 20,
+    max_concurrent: int = 16,
     settings: dict[str, str] | None = None,
 ) -> Iterator[Topology]:
     """Start everything (in parallel where it can), register one simulated Ollama engine, and stop it all after."""
@@ -206,7 +207,12 @@ def running_topology(
         with topology.client(headers={'X-API-Key': admin_key}) as admin:
             response = admin.post(
                 f'{url}/api/admin/backends/register',
-                json={'name': 'sim-ollama', 'url': sims['sim-ollama'], 'engine': 'ollama', 'max_concurrent': 16},
+                json={
+                    'name': 'sim-ollama',
+                    'url': sims['sim-ollama'],
+                    'engine': 'ollama',
+                    'max_concurrent': max_concurrent,
+                },
             )
             assert response.status_code == 201, response.text
             admin.put(
@@ -253,15 +259,18 @@ def _running_together(
 
 
 def _wait_for_every_process_to_see_the_backend(topology: Topology) -> None:
+    """Each worker re-reads the registry every REGISTRY_RELOAD_INTERVAL: once a worker of every process lists
+    the engine's models, one more interval lets the workers that were not asked catch up."""
     for base in [*topology.api, *([topology.console] if topology.console else [])]:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            models = httpx.get(f'{base}/v1/models', headers={'X-API-Key': topology.key}).json()
+            models = httpx.get(f'{base}/v1/models', headers={'X-API-Key': topology.key}, timeout=10).json()
             if models.get('data'):
                 break
             time.sleep(0.2)
         else:
             raise AssertionError(f"{base} never listed the simulated engine's models")
+    time.sleep(float(topology.env.get('REGISTRY_RELOAD_INTERVAL', '5')) + 0.5)
 
 
 def _write_nginx_config(root: Path, *, api: Sequence[str], console: str, https_port: int, http_port: int) -> Path:
