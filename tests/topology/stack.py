@@ -279,7 +279,7 @@ def _write_nginx_config(root: Path, *, api: Sequence[str], console: str, https_p
     (conf_dir / 'mindrouter-site').mkdir(parents=True)
     (conf_dir / 'temp').mkdir()
     (conf_dir / 'mindrouter').symlink_to(SHIPPED / 'mindrouter', target_is_directory=True)
-    certificate, private_key = _self_signed_certificate(conf_dir)
+    certificate, private_key = self_signed_certificate(conf_dir)
     api_servers = ''.join(f'    server {url.removeprefix("http://")} max_fails=3 fail_timeout=10s;\n' for url in api)
     (conf_dir / 'mindrouter-site' / 'upstreams.conf').write_text(
         f'upstream mindrouter_api {{\n    least_conn;\n{api_servers}    keepalive 64;\n}}\n'
@@ -315,7 +315,7 @@ def _write_nginx_config(root: Path, *, api: Sequence[str], console: str, https_p
     return main
 
 
-def _self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 and localhost, made for this run."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'MindRouter topology test')])
