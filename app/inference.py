@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.logs import REQUEST_ID
-from app.responses import JSONResponse
+from app.responses import STREAM_HEADERS, JSONResponse
 from app.shutdown import SHUTDOWN_MESSAGE, SHUTDOWN_STATUS, GracefulShutdown
 from core.accounts.api_keys import Principal
 from core.audit.writer import AuditRecord, AuditWriter
@@ -228,7 +228,7 @@ class _RelayResponse(StreamingResponse):
 
     def __init__(self, content: AsyncIterator[bytes], *, media_type: str,
                  abandon: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(content, media_type=media_type)
+        super().__init__(content, media_type=media_type, headers=STREAM_HEADERS)
         self._abandon = abandon
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

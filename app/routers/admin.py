@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response, StreamingResponse
 
 from app.deps import require_admin
-from app.responses import JSONResponse
+from app.responses import STREAM_HEADERS, JSONResponse
 from core.accounts.api_keys import Principal
 from core.admin.cluster_actions import (
     Actor,
@@ -199,7 +199,7 @@ async def pull_model(backend_id: int, payload: ModelName, request: Request, admi
         await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         yield orjson.dumps({'status': 'models refreshed'}) + b'\n'
 
-    return StreamingResponse(progress_lines(), media_type='application/x-ndjson')
+    return StreamingResponse(progress_lines(), media_type='application/x-ndjson', headers=STREAM_HEADERS)
 
 
 @router.post('/backends/{backend_id}/ollama/delete', response_model=BackendPublic)
