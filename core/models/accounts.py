@@ -63,6 +63,7 @@ class User(UserBase, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_login_method: str | None = Field(default=None, max_length=40)  # 'password' or 'sso:<provider>'
     dark_mode: bool | None = None  # the web console's theme; None: follow the browser
 
 
