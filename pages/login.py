@@ -22,8 +22,6 @@ LOCAL_LOGIN_OFF = 'Password sign-in is turned off here: use single sign-on.'
 
 
 def register() -> None:
-    nicegui_app.add_api_route('/login', _refuse_post, methods=['POST'], include_in_schema=False)
-
     @ui.page('/login')
     async def login_page(redirect_to: str = '') -> RedirectResponse | None:
         if session_user() is not None:
@@ -85,6 +83,9 @@ def register() -> None:
             if url:
                 return RedirectResponse(url)
         return RedirectResponse('/login')
+
+    # after the page: NiceGUI's ui.page replaces any route already on its path
+    nicegui_app.add_api_route('/login', _refuse_post, methods=['POST'], include_in_schema=False)
 
 
 async def _local_login() -> bool:

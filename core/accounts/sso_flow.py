@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2  # Authlib's HTTP client (its maintained httpx fork): its errors are its own classes
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import BaseApp, FrameworkIntegration
 from authlib.integrations.base_client.async_app import AsyncOAuth2Mixin
@@ -151,7 +151,7 @@ async def begin(config: ProviderConfig, *, browser: str, redirect_uri: str, then
     client = client_for(config)
     try:
         created = await client.create_authorization_url(redirect_uri)
-    except (httpx.HTTPError, ValueError, KeyError, RuntimeError, AuthlibBaseError) as exc:
+    except (httpx2.HTTPError, ValueError, KeyError, RuntimeError, AuthlibBaseError) as exc:
         _clients.pop(config.name, None)  # fetch the metadata again next time
         raise SignInRefused('The identity provider cannot be reached right now. Please try again later.',
                             reason=f'provider metadata at {config.metadata_url} unusable: {_describe(exc)}') from None
@@ -178,7 +178,7 @@ async def complete(config: ProviderConfig, *, params: dict[str, str], browser: s
     try:
         token = await client.fetch_access_token(redirect_uri=pending.redirect_uri, code=params['code'],
                                                 code_verifier=pending.code_verifier)
-    except (httpx.HTTPError, ValueError, KeyError, RuntimeError, AuthlibBaseError) as exc:
+    except (httpx2.HTTPError, ValueError, KeyError, RuntimeError, AuthlibBaseError) as exc:
         raise SignInRefused('The identity provider did not confirm the sign-in. Please start again.',
                             reason=f'code exchange failed: {_describe(exc)}') from None
     id_token = token.get('id_token') if isinstance(token, dict) else None
@@ -197,7 +197,7 @@ async def end_session_url(config: ProviderConfig, *, id_token: str, post_logout_
             return None
         created = await client.create_logout_url(post_logout_redirect_uri=post_logout_redirect_uri,
                                                  id_token_hint=id_token, client_id=config.client_id)
-    except (httpx.HTTPError, ValueError, KeyError, RuntimeError, AuthlibBaseError) as exc:
+    except (httpx2.HTTPError, ValueError, KeyError, RuntimeError, AuthlibBaseError) as exc:
         log.warning('sso %s: logout at the provider skipped: %s', config.name, _describe(exc))
         return None
     return str(created['url'])
@@ -213,7 +213,7 @@ async def _verified_claims(client: OidcClient, config: ProviderConfig, token: di
     options = {'iss': {'essential': True}} if templated else {'iss': {'essential': True, 'values': [issuer]}}
     try:
         userinfo = await client.parse_id_token(token, nonce=nonce, claims_options=options)
-    except (JoseError, AuthlibBaseError, ValueError, KeyError, httpx.HTTPError) as exc:
+    except (JoseError, AuthlibBaseError, ValueError, KeyError, httpx2.HTTPError) as exc:
         raise SignInRefused('The sign-in could not be verified. Please start again.',
                             reason=f'ID token refused: {_describe(exc)}') from None
     claims = dict(userinfo)
