@@ -210,10 +210,13 @@ async def _verified_claims(client: OidcClient, config: ProviderConfig, token: di
     templated = _TENANT_TEMPLATE in issuer  # Entra's /common and /organizations metadata (authlib#295)
     if templated and config.tenant_id:
         issuer, templated = issuer.replace(_TENANT_TEMPLATE, config.tenant_id), False
-    options = {'iss': {'essential': True}} if templated else {'iss': {'essential': True, 'values': [issuer]}}
+    # aud named explicitly: Authlib's own check only asks for an azp when aud is another client's (an azp equal
+    # to our client id would then let a token minted for someone else through)
+    options: dict[str, Any] = {'aud': {'essential': True, 'values': [config.client_id]},
+                               'iss': {'essential': True} if templated else {'essential': True, 'values': [issuer]}}
     try:
         userinfo = await client.parse_id_token(token, nonce=nonce, claims_options=options)
-    except (JoseError, AuthlibBaseError, ValueError, KeyError, httpx2.HTTPError) as exc:
+    except (JoseError, AuthlibBaseError, ValueError, KeyError, RuntimeError, httpx2.HTTPError) as exc:
         raise SignInRefused('The sign-in could not be verified. Please start again.',
                             reason=f'ID token refused: {_describe(exc)}') from None
     claims = dict(userinfo)
