@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column('client_secret', sa.String(length=1000), nullable=False),
         sa.Column('tenant_id', sa.String(length=64), nullable=False),
         sa.Column('role_claim', sa.String(length=100), nullable=False),
-        sa.Column('role_map', sa.JSON(), nullable=True),
+        sa.Column('role_map', sa.JSON(), nullable=False),
         sa.Column('default_role', sa.String(length=32), nullable=False),
         sa.Column('enabled', sa.Boolean(), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -44,7 +44,7 @@ def upgrade() -> None:
         sa.Column('subject', sa.String(length=255), nullable=False),
         sa.Column('email', sa.String(length=255), nullable=True),
         sa.Column('display_name', sa.String(length=255), nullable=False),
-        sa.Column('claims', sa.JSON(), nullable=True),
+        sa.Column('claims', sa.JSON(), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.Column('last_login_at', sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_external_identities_user_id_users'),
@@ -60,6 +60,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('users') as batch:
         batch.drop_column('last_login_method')
-    op.drop_index(op.f('ix_external_identities_user_id'), table_name='external_identities')
-    op.drop_table('external_identities')
+    op.drop_table('external_identities')  # its index goes with it (MariaDB keeps it while the foreign key needs it)
     op.drop_table('sso_providers')
