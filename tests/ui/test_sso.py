@@ -22,7 +22,7 @@ from core.accounts.users import UserChanges
 from core.admin.cluster_actions import Actor
 from core.config import reset_settings
 from core.db import Database
-from core.models import ExternalIdentity, Role
+from core.models import AdminAction, ExternalIdentity, Role, SsoProvider
 from core.models import User as Account
 from sim.config import SimConfig
 from sim.server import SimServer
@@ -352,3 +352,47 @@ async def test_an_oversized_id_token_is_refused_with_a_page(people: Database, oi
         refused = await sso_sign_in(user, oidc, sub)
     assert refused.status_code == 403 and 'could not be verified' in refused.text
     assert 'ExceededSizeError' in caplog.text
+
+
+async def test_an_admin_adds_a_provider_in_the_console_and_people_sign_in_through_it(
+        people: Database, oidc_server: OidcProvider, user: User) -> None:
+    """No OIDC_* settings: a generic provider (keyed on iss + sub) added at run time, its secret sealed."""
+    sso_flow.forget_clients()
+    await log_in(user, *ADMIN)
+    await user.should_see(marker='nav-admin', retries=SLOW)
+    await user.open('/admin/sso')
+    await user.should_see(marker='sso-providers-empty', retries=SLOW)
+    user.find(marker='sso-add').click()
+    user.find(marker='sso-name').type('Campus')  # names are lower-cased: they are part of the URL
+    user.find(marker='sso-display-name').clear().type('Campus Keycloak')
+    user.find(marker='sso-metadata-url').type(oidc_server.metadata_url)
+    user.find(marker='sso-client-id').type('console-client')
+    user.find(marker='sso-save').click()
+    await user.should_see('the client secret is required', retries=SLOW)
+    user.find(marker='sso-client-secret').type('console-secret-value')
+    user.find(marker='sso-role-map').type('{"staff-group": "staff"}')
+    user.find(marker='sso-role-claim').clear().type('groups')
+    user.find(marker='sso-save').click()
+    await user.should_see(marker='sso-provider-campus', retries=SLOW)
+    await user.should_see('set (hidden)')
+    await user.should_not_see('console-secret-value')
+    async with people.session() as session:
+        stored = (await session.exec(select(SsoProvider))).one()
+        logged = (await session.exec(select(AdminAction).where(AdminAction.action == 'sso.provider.create'))).one()
+    assert stored.client_secret.startswith('v1:') and 'console-secret-value' not in stored.client_secret
+    assert 'console-secret-value' not in str(logged.after)
+    await user.open('/logout')
+
+    await user.open('/login')
+    await user.should_see('Campus Keycloak')
+    sub, _ = new_subject()
+    oidc_server.set_user(sub, preferred_username='kc-user', groups=['staff-group'])
+    landed = await sso_sign_in(user, oidc_server, sub, start='/auth/campus/login')
+    assert landed.url.path == '/dashboard'
+    async with people.session() as session:
+        identity = (await session.exec(select(ExternalIdentity).where(ExternalIdentity.subject == sub))).one()
+        created = await session.get(Account, identity.user_id)
+        assert created is not None
+        role = await session.get(Role, created.role_id)
+    assert (identity.issuer, identity.provider) == (oidc_server.issuer, 'campus')  # keyed on (iss, sub)
+    assert role is not None and (created.username, role.name) == ('kc-user', 'staff')
