@@ -1,4 +1,5 @@
-"""Single sign-on: providers added in the console, external identities, and how each user last signed in.
+"""Single sign-on: providers added in the console, external identities (replacing the unused users.sso_*),
+and how each user last signed in.
 
 Revision ID: 0014
 Revises: 0013
@@ -55,10 +56,17 @@ def upgrade() -> None:
     op.create_index(op.f('ix_external_identities_user_id'), 'external_identities', ['user_id'])
     with op.batch_alter_table('users') as batch:
         batch.add_column(sa.Column('last_login_method', sa.String(length=40), nullable=True))
+        # 0001's placeholder for one SSO identity per user, never used: external_identities replaces it
+        batch.drop_constraint('uq_users_sso_provider', type_='unique')
+        batch.drop_column('sso_subject')
+        batch.drop_column('sso_provider')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('users') as batch:
+        batch.add_column(sa.Column('sso_provider', sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column('sso_subject', sa.String(length=255), nullable=True))
+        batch.create_unique_constraint('uq_users_sso_provider', ['sso_provider', 'sso_subject'])
         batch.drop_column('last_login_method')
     op.drop_table('external_identities')  # its index goes with it (MariaDB keeps it while the foreign key needs it)
     op.drop_table('sso_providers')
