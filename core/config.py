@@ -12,6 +12,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -127,6 +128,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value  # LOG_LEVEL=INFO is what people write
+
+    @field_validator('oidc_metadata_url')
+    @classmethod
+    def _metadata_over_https(cls, value: str) -> str:
+        # tokens and the client secret travel through it: http only for a provider on this machine (tests)
+        parts = urlsplit(value.strip())
+        loopback = (parts.hostname or '') in ('localhost', '127.0.0.1', '::1')
+        if value.strip() and (parts.scheme != 'https' and not (parts.scheme == 'http' and loopback)):
+            raise ValueError('must be an https URL (http only on localhost)')
+        return value.strip()
 
     @field_validator('oidc_role_map')
     @classmethod

@@ -17,6 +17,7 @@ from core.accounts.sso_claims import (
     username_base,
 )
 from core.accounts.sso_config import ProviderConfig, check_metadata_url, parse_role_map
+from core.config import InvalidSettings, get_settings, reset_settings
 from core.errors import InvalidRequest
 
 TENANT = 'aaaabbbb-0000-1111-2222-333344445555'
@@ -92,3 +93,16 @@ def test_settings_checks() -> None:
     for bad in ('http://idp.example/.well-known/openid-configuration', 'ftp://x', 'javascript:alert(1)'):
         with pytest.raises(InvalidRequest):
             check_metadata_url(bad)
+
+
+def test_oidc_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value, problem in (('OIDC_ROLE_MAP', '{"a": 1}', 'OIDC_ROLE_MAP'),
+                                 ('OIDC_METADATA_URL', 'http://idp.example/.well-known/openid-configuration', 'https')):
+        monkeypatch.setenv(name, value)
+        reset_settings()
+        with pytest.raises(InvalidSettings, match=problem):
+            get_settings()
+        monkeypatch.delenv(name)
+    monkeypatch.setenv('OIDC_METADATA_URL', 'http://localhost:8080/.well-known/openid-configuration')
+    reset_settings()
+    assert get_settings().oidc_metadata_url.startswith('http://localhost')
