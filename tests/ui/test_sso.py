@@ -79,8 +79,10 @@ async def test_first_sign_in_creates_the_account_and_lands_on_the_dashboard(
     username_field, = user.find(marker='login-username').elements
     assert button.id < username_field.id  # the provider's button comes above the local form
 
+    before = user.http_client.cookies['session']
     landed = await sso_sign_in(user, oidc, sub)
     assert (landed.status_code, landed.url.path) == (200, '/dashboard')
+    assert user.http_client.cookies['session'] != before  # a new session id at sign-in
     await user.open('/dashboard')
     await user.should_see('Signed in as ada@campus.example (student).', retries=SLOW)
 

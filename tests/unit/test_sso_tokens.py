@@ -172,3 +172,16 @@ def _unsigned(payload: dict[str, Any]) -> str:
     def part(value: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b'=').decode()
     return f'{part({"alg": "none"})}.{part(payload)}.'
+
+
+async def test_logout_at_the_provider_only_when_it_has_an_end_session_endpoint() -> None:
+    provider = config()
+    client = install(provider)
+    assert await sso_flow.end_session_url(provider, id_token='t.o.k', post_logout_redirect_uri='https://gw/login') \
+        is None  # a local sign-out only
+    client.server_metadata['end_session_endpoint'] = f'{ISSUER}/logout'
+    url = await sso_flow.end_session_url(provider, id_token='t.o.k', post_logout_redirect_uri='https://gw/login')
+    assert url is not None
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith(f'{ISSUER}/logout?') and query['id_token_hint'] == ['t.o.k']
+    assert query['post_logout_redirect_uri'] == ['https://gw/login'] and query['client_id'] == [CLIENT_ID]
