@@ -132,10 +132,11 @@ async def _refresh_user(session: AsyncSession, user: User, found: Profile, role:
 
 async def _create_user(session: AsyncSession, found: Profile, role: Role) -> User:
     assert role.id is not None
+    role_id, role_name = role.id, role.name  # a rollback below expires the row: no lazy loads in async code
     base = username_base(found)
     for attempt in range(2):
         username = await _free_username(session, base, random_suffix=attempt > 0)
-        user = User(username=username, email=found.email, full_name=found.full_name, role_id=role.id)
+        user = User(username=username, email=found.email, full_name=found.full_name, role_id=role_id)
         session.add(user)
         try:
             await session.flush()
@@ -146,9 +147,9 @@ async def _create_user(session: AsyncSession, found: Profile, role: Role) -> Use
                                     reason=f'username or email clash creating {username}') from None
             continue
         await admin_log.record(session, actor_id=user.id, actor=username, action='user.create', via='sso',
-                               target=f'user {username}', after={'role': role.name, 'email': found.email,
+                               target=f'user {username}', after={'role': role_name, 'email': found.email,
                                                                  'full_name': found.full_name}, commit=False)
-        log.info('sso: created user %s (%s) on first sign-in', username, role.name)
+        log.info('sso: created user %s (%s) on first sign-in', username, role_name)
         return user
     raise AssertionError('unreachable')
 

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from core.accounts import service as accounts
-from core.accounts import sso_admin
+from core.accounts import sso_admin, sso_users
 from core.accounts.sso_admin import ProviderInput
 from core.accounts.sso_claims import SignInRefused
 from core.accounts.sso_config import ProviderConfig, enabled_providers, find_provider, secret_box
@@ -101,3 +101,17 @@ async def test_an_identity_with_a_taken_email_waits_for_an_admin_to_link_it(data
         assert user.username == 'lee' and user.password_hash is not None
         assert await sso_admin.pending_identities(session) == []
         assert len(list(await session.exec(select(User)))) == 1
+
+
+async def test_a_username_taken_in_the_meantime_gets_a_random_suffix(database: Database,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    free = sso_users._free_username
+
+    async def stale(session: object, base: str, *, random_suffix: bool) -> str:  # another sign-in won the race
+        return 'sam' if not random_suffix else await free(session, base, random_suffix=True)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sso_users, '_free_username', stale)
+    async with database.session() as session:
+        await accounts.create_user(session, username='sam', role='student')
+        user = await sign_in_with(session, PROVIDER, claims('s-race', preferred_username='sam', roles=['prof']))
+    assert user.username.startswith('sam-') and len(user.username) == len('sam-') + 6
