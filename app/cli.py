@@ -21,6 +21,7 @@ from alembic.util.exc import CommandError as AlembicCommandError
 
 from app import logs
 from core import __version__, migrations
+from core.accounts import local_login
 from core.accounts import service as accounts
 from core.admin import backup, cluster_actions
 from core.admin.cluster_actions import Actor
@@ -110,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke_key = commands.add_parser('revoke-key', help='revoke an API key by id or display prefix')
     revoke_key.add_argument('key', help='the id or the prefix that list-keys shows')
     revoke_key.set_defaults(handler=_database_command(_revoke_key))
+
+    local_login = commands.add_parser(
+        'local-login', help='turn username and password sign-in on or off (break-glass when single sign-on fails)')
+    local_login.add_argument('state', choices=['on', 'off', 'status'],
+                             help='on or off (stored over LOCAL_LOGIN, effective at once), or status')
+    local_login.set_defaults(handler=_database_command(_local_login))
 
     delete_backend = commands.add_parser(
         'delete-backend', help='delete a backend that is out of rotation (unknown, unhealthy or disabled)')
@@ -299,6 +306,17 @@ async def _revoke_key(args: argparse.Namespace, database: Database) -> int:
     async with database.session() as session:
         key = await accounts.revoke_api_key(session, key_ref=args.key)
     print(f'revoked key {key.id} ({key.prefix}...)', file=sys.stderr)
+    return 0
+
+
+async def _local_login(args: argparse.Namespace, database: Database) -> int:
+    settings = get_settings()
+    async with database.session() as session:
+        if args.state != 'status':
+            await local_login.set_local_login(session, settings, enabled=args.state == 'on',
+                                              actor=Actor(id=None, name=_os_user(), via='cli'))
+        enabled = await local_login.local_login_enabled(session, settings)
+    print(f'local (password) sign-in is {"on" if enabled else "off"}', file=sys.stderr)
     return 0
 
 

@@ -5,12 +5,14 @@ Every field here is documented with its default in `.env.example`; a test keeps 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -25,7 +27,7 @@ MIN_SECRET_LENGTH = 32
 # Values people paste from examples; refusing them in production is cheap insurance.
 _PLACEHOLDER_SECRETS = {'changeme', 'change-me', 'changethis', 'secret', 'dev', 'development', 'your-secret-key'}
 # Settings whose value an error message never repeats.
-_SECRET_SETTINGS = {'secret_key', 'brave_api_key', 'database_url', 'redis_url'}
+_SECRET_SETTINGS = {'secret_key', 'brave_api_key', 'database_url', 'redis_url', 'oidc_client_secret'}
 _SHOWN_VALUE_LENGTH = 60
 
 
@@ -73,6 +75,18 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips): comma-separated IPs or
     # networks, or *. Requests from anywhere else are taken to come from their peer address.
     forwarded_allow_ips: str = '127.0.0.1,::1'
+    # Single sign-on (docs/sso.md). With OIDC_METADATA_URL set, the provider `oidc` signs people in at
+    # /auth/oidc/login; admins may add more providers in the console. LOCAL_LOGIN=false removes the password form.
+    oidc_metadata_url: str = ''  # the provider's .well-known/openid-configuration URL; empty: no env provider
+    oidc_client_id: str = ''
+    oidc_client_secret: str = ''  # secret
+    oidc_display_name: str = Field(default='Sign in with your institution', max_length=100)  # the button's text
+    oidc_tenant_id: str = ''  # Entra ID: the tenant GUID; tokens whose tid differs are refused
+    oidc_role_claim: str = Field(default='roles', max_length=100)  # the claim whose values map to roles (or groups)
+    oidc_role_map: str = ''  # JSON object: claim value -> role name, e.g. {"MindRouter.Admin": "admin"}
+    oidc_default_role: str = 'student'  # the role of users no mapped claim value names; empty: they are refused
+    oidc_redirect_uri: str = ''  # the callback URL the provider sends people back to; empty: from the request
+    local_login: bool = True  # username and password sign-in; `mindrouter local-login on` re-enables it
     api_key_cache_ttl: float = Field(default=3.0, gt=0, le=5.0)
     api_key_usage_flush_interval: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # larger bodies get 413
@@ -123,6 +137,28 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value  # LOG_LEVEL=INFO is what people write
+
+    @field_validator('oidc_metadata_url')
+    @classmethod
+    def _metadata_over_https(cls, value: str) -> str:
+        # tokens and the client secret travel through it: http only for a provider on this machine (tests)
+        parts = urlsplit(value.strip())
+        loopback = (parts.hostname or '') in ('localhost', '127.0.0.1', '::1')
+        if value.strip() and (parts.scheme != 'https' and not (parts.scheme == 'http' and loopback)):
+            raise ValueError('must be an https URL (http only on localhost)')
+        return value.strip()
+
+    @field_validator('oidc_role_map')
+    @classmethod
+    def _role_map_is_json_object(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                raise ValueError('not JSON') from None
+            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                raise ValueError('not a JSON object of claim value -> role name') from None
+        return value
 
     @property
     def is_production(self) -> bool:

@@ -81,6 +81,9 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
              help="Base URL of a SearXNG instance whose settings.yml lists json under search.formats; empty: none."),
     Editable('brave_api_key', 'Brave Search API key', 'secret',
              help='Subscription token for the Brave Search API; never shown once saved. Empty: none.'),
+    Editable('local_login', 'Local (password) sign-in', 'bool',
+             help='Username and password sign-in on the login page. Off: single sign-on only; '
+                  '`mindrouter local-login on` turns it back on from the shell.'),
     Editable('search_timeout', 'Web search timeout (seconds)', 'float', minimum=1, maximum=300,
              help='Seconds one call to the search provider may take before the search answers 504.'),
 )}

@@ -48,7 +48,7 @@ async def test_the_listing_says_where_each_value_comes_from_and_hides_secrets(ad
     assert {entry['name'] for entry in listing['editable']} == {
         'context_length_cap', 'ollama_override_num_ctx', 'audit_log_prompts', 'audit_log_responses',
         'audit_content_retention_days', 'audit_metadata_retention_days', 'telemetry_retention_days',
-        'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout'}
+        'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout', 'local_login'}
     cap = editable(listing, 'context_length_cap')
     assert (cap['value'], cap['environment_value'], cap['source']) == (16384, 16384, 'environment')
     assert editable(listing, 'audit_log_prompts')['source'] == 'default'
