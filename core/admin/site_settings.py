@@ -67,6 +67,9 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
              help='Store the prompt text of each request in its audit row.'),
     Editable('audit_log_responses', 'Keep responses in the audit log', 'bool',
              help='Store the answer text of each request in its audit row.'),
+    Editable('audit_log_audio', 'Keep the audio of speech requests', 'bool',
+             help='Store the speech produced and the files transcribed under ARTIFACT_STORAGE_PATH/audio, next to the '
+             'audit row (deleted after the audio retention).'),
     Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
              help='GPU and backend telemetry history older than this is deleted.'),
     Editable('search_provider', 'Web search provider', 'choice', choices=('none', 'searxng', 'brave'),
