@@ -247,6 +247,9 @@ async def test_speech_budgets_answer_429_with_retry_after(app: FastAPI, admin: h
     assert refused.status_code == 429 and 'seconds of audio' in refused.json()['error']['message']
     row = await audit_row(app, admin, refused.headers['x-request-id'])
     assert (row['status'], row['http_status']) == ('failed', 429)
+    mine = (await admin.get('/api/account/usage', headers=alice)).json()
+    assert (mine['used_speech_chars'], mine['used_audio_seconds']) == (24, 2.5)
+    assert mine['limits']['tts_char_budget'] == 20
 
 
 async def test_audio_is_kept_only_when_an_admin_turns_capture_on(
