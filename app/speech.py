@@ -74,12 +74,13 @@ async def speak(exchange: Exchange, request: SpeechRequest) -> Response:
         raise
     relayed = _Relayed()
     capture: list[bytes] | None = [] if exchange.settings.audit_log_audio else None
+    first_byte: list[float] = []  # when the first audio reached the client, from the request's start
 
     async def finish(status: str, http_status: int, error: str | None) -> None:
         audio_path = await _keep_audio(exchange, b''.join(capture or []), request.response_format)
         exchange.record(status=status, http_status=http_status, model=served, stream=True, error=error,
                         backend_id=upstream.backend.id, backend_name=upstream.backend.name,
-                        queue_ms=upstream.timing.queue_ms, ttft_ms=upstream.timing.backend_ms, prompt=text,
+                        queue_ms=upstream.timing.queue_ms, ttft_ms=first_byte[0] if first_byte else None, prompt=text,
                         speech_chars=len(request.input) if status == 'completed' else 0, audio_path=audio_path)
 
     async def abandon() -> None:
@@ -88,7 +89,11 @@ async def speak(exchange: Exchange, request: SpeechRequest) -> Response:
             await upstream.close()
             await finish('cancelled', CLIENT_CLOSED, None)
 
-    body = _audio_relay(upstream, request, relayed, capture, finish)
+    def sent() -> None:
+        if not first_byte:
+            first_byte.append(exchange.elapsed_ms())
+
+    body = _audio_relay(upstream, request, relayed, capture, finish, sent)
     media_type = SSE if request.stream_format == 'sse' else request.media_type
     response = _RelayResponse(body, media_type=media_type, abandon=abandon)
     _timing_headers(response, exchange, upstream.backend.name, upstream.timing.queue_ms, upstream.timing.backend_ms)
@@ -96,11 +101,12 @@ async def speak(exchange: Exchange, request: SpeechRequest) -> Response:
 
 
 async def _audio_relay(upstream: AudioStream, request: SpeechRequest, relayed: _Relayed, capture: list[bytes] | None,
-                       finish: _Finish) -> AsyncIterator[bytes]:
+                       finish: _Finish, sent: Callable[[], None]) -> AsyncIterator[bytes]:
     sse = request.stream_format == 'sse'
     status, http_status, error = 'completed', 200, None
     try:
         async for chunk in upstream.chunks():
+            sent()
             if capture is not None:
                 capture.append(chunk)
             yield _audio_event(chunk) if sse else chunk

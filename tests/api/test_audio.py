@@ -14,6 +14,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+from core.gateway.service import StreamBroken
 from sim.speech import SpeechConfig, SpeechSim
 from sim.speech_audio import tone, wav
 from tests.api.audit import audit_row
@@ -273,3 +274,22 @@ async def test_audio_is_kept_only_when_an_admin_turns_capture_on(
 def test_wav_helpers_round_trip() -> None:
     data = wav(tone(seconds=0.5), text='comment')
     assert struct.unpack_from('<I', data, 4)[0] == len(data) - 8
+
+
+async def test_an_engine_failing_mid_audio_cuts_the_connection_and_is_audited(
+        app: FastAPI, admin: httpx.AsyncClient, alice_key: str) -> None:
+    async with SpeechSim(SpeechConfig(fault='cut', chunk_bytes=256)) as sim:
+        await _register(admin, 'cutter', sim, 'tts')
+        # No error frame in audio: a real server cuts the connection; in-process the ASGI transport hands the
+        # relay's exception to the caller instead.
+        with pytest.raises((httpx.HTTPError, StreamBroken)):
+            await admin.post('/v1/audio/speech', headers={'X-API-Key': alice_key}, json={
+                'model': TTS, 'input': 'Cut me off.', 'voice': 'af_heart', 'response_format': 'wav'})
+        events = await admin.post('/v1/audio/speech', headers={'X-API-Key': alice_key}, json={
+            'model': TTS, 'input': 'Cut me off.', 'voice': 'af_heart', 'response_format': 'wav',
+            'stream_format': 'sse'})
+    last = orjson.loads(events.text.strip().splitlines()[-1][6:])
+    assert last['type'] == 'error' and 'mid-audio' in last['error']['message']
+    row = await audit_row(app, admin, events.headers['x-request-id'])
+    assert (row['status'], row['http_status'], row['speech_chars']) == ('failed', 502, 0)
+    assert app.state.ledger.user_in_flight(row['user_id']) == 0
