@@ -30,9 +30,10 @@ from typing import Any
 
 import orjson
 
+from core.speech.audio import wav_duration
 from sim.fake_server import FakeServer, KnobSet, json_response
 from sim.http import AbortConnection, CloseConnection, Request, Response, StreamResponse
-from sim.speech_audio import encode, synthesize, wav_comment, wav_seconds
+from sim.speech_audio import encode, synthesize, wav_comment
 
 FLAVORS = ('speaches', 'kokoro', 'vllm')
 # error_500: 500 before any byte; drop: close the connection without answering; cut: close mid-answer
@@ -330,7 +331,7 @@ class SpeechSim(FakeServer):
         else:
             self.stats.transcriptions += 1
         text = wav_comment(audio) or self.config.transcript
-        duration = wav_seconds(audio) or len(audio) / 16_000
+        duration = wav_duration(audio) or len(audio) / 16_000
         result = transcript_json(
             text,
             duration,

@@ -112,20 +112,6 @@ def wav_comment(data: bytes) -> str | None:
     return None
 
 
-def wav_seconds(data: bytes) -> float | None:
-    if data[:4] != b'RIFF' or data[8:12] != b'WAVE':
-        return None
-    position, byte_rate = 12, 0
-    while position + 8 <= len(data):
-        chunk, size = data[position : position + 4], struct.unpack_from('<I', data, position + 4)[0]
-        if chunk == b'fmt ':
-            byte_rate = struct.unpack_from('<I', data, position + 16)[0]
-        elif chunk == b'data' and byte_rate:
-            return float(min(size, len(data) - position - 8) / byte_rate)
-        position += 8 + size + (size & 1)
-    return None
-
-
 async def encode(pcm: bytes, fmt: str, *, text: str) -> bytes:
     """`pcm` in the response format asked for (see the module's note on mp3, opus and aac)."""
     seconds = len(pcm) / 2 / SAMPLE_RATE
