@@ -57,6 +57,7 @@ class SpeechQuota:
         self._clock = clock
         self._usage: dict[tuple[SpeechUnit, int], _Usage] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._meters_down = False  # Redis unreachable: said once, not on every request
 
     @staticmethod
     def budget(principal: Principal, unit: SpeechUnit) -> int:
@@ -96,8 +97,11 @@ class SpeechQuota:
                 scaled = await meter.used(user_id, period_start=start, period_end=end,
                                           load=lambda: self._load_scaled(user_id, unit, start))
             except (OSError, RespError) as exc:
-                log.warning('quotas: Redis unreachable (%s); speech budgets counted per worker', exc)
+                if not self._meters_down:
+                    log.warning('quotas: Redis unreachable (%s); speech budgets counted per worker', exc)
+                    self._meters_down = True
             else:
+                self._meters_down = False
                 return scaled / _SCALE[unit]
         key = (unit, user_id)
         usage = self._usage.get(key)
