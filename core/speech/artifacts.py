@@ -35,13 +35,6 @@ class AudioStore:
             return None
         return relative.as_posix()
 
-    def path(self, relative: str) -> Path:
-        """The file an audit row names; never outside the audio folder."""
-        target = (self.root.parent / relative).resolve()
-        if not target.is_relative_to(self.root.resolve()):
-            raise ValueError(f'not an audio artifact: {relative!r}')
-        return target
-
     async def prune(self, retention_days: int, *, today: date | None = None) -> int:
         """Delete the days of audio older than the retention; the number of day folders deleted."""
         return await asyncio.to_thread(self._prune, (today or utcnow().date()) - timedelta(days=retention_days))
