@@ -34,6 +34,7 @@ from core.gateway.image_fetch import prepare_images
 from core.gateway.service import Answered, Gateway, StreamBroken, UpstreamStream
 from core.models import utcnow
 from core.quotas.guard import QuotaGuard
+from core.quotas.speech import SpeechQuota, SpeechUnit
 from core.registry.view import RegistryView
 from core.scheduler.cost import chat_cost, embedding_cost
 from core.scheduler.scheduler import Requester
@@ -125,6 +126,8 @@ class Exchange:
         quota: QuotaGuard = state.quota
         quota.record(self.principal.user_id, fields.get('prompt_tokens', 0) + fields.get('completion_tokens', 0),
                      has_budget=self.principal.token_budget > 0)
+        if 'speech_chars' in fields or 'audio_seconds' in fields:
+            _record_speech(state, self.principal, fields)
         client = self.request.client
         total_ms = self.elapsed_ms()
         metrics.observe(endpoint=self.endpoint, model=fields.get('model', ''), status=status, total_s=total_ms / 1000,
@@ -140,6 +143,18 @@ class Exchange:
             user_agent=(self.request.headers.get('user-agent') or '')[:255] or None,
             created_at=now - timedelta(milliseconds=total_ms), completed_at=now, **fields,
         ))
+
+
+def _record_speech(state: Any, principal: Principal, fields: dict[str, Any]) -> None:
+    """A speech request's own units (core.quotas.speech): in the user's speech budget and in /metrics."""
+    speech: SpeechQuota = state.speech_quota
+    metrics: GatewayMetrics = state.metrics
+    chars, seconds = fields.get('speech_chars', 0), fields.get('audio_seconds', 0.0)
+    if chars:
+        speech.record(principal.user_id, SpeechUnit.chars, chars, has_budget=principal.tts_char_budget > 0)
+    if seconds:
+        speech.record(principal.user_id, SpeechUnit.seconds, seconds, has_budget=principal.stt_seconds_budget > 0)
+    metrics.observe_speech(model=fields.get('model', ''), chars=chars, seconds=seconds)
 
 
 async def complete(exchange: Exchange, chat: ChatRequest,

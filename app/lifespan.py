@@ -31,6 +31,7 @@ from core.db import Database, dispose_database, get_database
 from core.gateway.engines import adapter_for
 from core.gateway.image_fetch import ImageFetcher
 from core.gateway.service import Gateway
+from core.gateway.speech import SpeechGateway
 from core.gateway.upstream import UpstreamPool
 from core.jobs.background import BackgroundJobs, Housekeeping, JobIntervals
 from core.jobs.leadership import Leadership
@@ -38,6 +39,7 @@ from core.migrations import head_revision
 from core.models import utcnow
 from core.quotas.guard import QuotaGuard
 from core.quotas.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
+from core.quotas.speech import SpeechQuota, SpeechUnit
 from core.quotas.token_meter import RedisTokenMeter
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
@@ -49,6 +51,7 @@ from core.scheduler.ledger import AdmissionLedger, LocalLedger
 from core.scheduler.redis_ledger import RedisLedger
 from core.scheduler.scheduler import FairScheduler
 from core.secretbox import SecretBox
+from core.speech.artifacts import AudioStore
 from core.status.cluster import ClusterStats
 from core.status.metrics import GatewayMetrics
 from core.telemetry.history import TelemetryRecorder
@@ -101,6 +104,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         meter = RedisTokenMeter.from_url(settings.redis_url, prefix=settings.redis_prefix)
     app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period, windows=windows,
                                          meter=meter)
+    speech_meters = {unit: RedisTokenMeter.from_url(settings.redis_url, prefix=f'{settings.redis_prefix}:{unit}')
+                     for unit in SpeechUnit} if settings.redis_url else None
+    app.state.speech_quota = speech_quota = SpeechQuota(database, quota, meters=speech_meters)
+    app.state.audio_store = audio_store = AudioStore(settings.resolved_artifact_path)
     lifecycle = BackendLifecycle(database, monitor, ledger, settle=settings.registry_reload_interval)
     app.state.lifecycle = lifecycle
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
@@ -132,13 +139,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                         Housekeeping('stored-responses', STORED_RESPONSE_SWEEP,
                                                      lambda: _prune_stored_responses(responses, settings)),
                                         Housekeeping('audit-retention', RETENTION_SWEEP,
-                                                     lambda: _enforce_retention(retention, database, settings))])
+                                                     lambda: _enforce_retention(retention, database, settings)),
+                                        Housekeeping('stored-audio', STORED_AUDIO_SWEEP,
+                                                     lambda: _prune_audio(audio_store, settings))])
     app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
                                 settings=settings,  # context cap and num_ctx override read live
                                 cooldown=settings.backend_cooldown, on_failure=monitor.check_soon)
+    app.state.speech = SpeechGateway(app.state.gateway)
     app.state.images = ImageFetcher(
         max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,
         allow_private=settings.image_fetch_allow_private,
@@ -181,6 +191,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await monitor.stop()
         await ledger.stop()
         await quota.close()
+        await speech_quota.close()
         if demo is not None:
             await demo.stop()
         await upstream.aclose()
@@ -224,3 +235,12 @@ async def _prune_stored_responses(responses: ResponseStore, settings: Settings) 
     removed = await responses.prune(timedelta(days=settings.responses_retention_days))
     if removed:
         log.info('deleted %d stored response(s) older than %d days', removed, settings.responses_retention_days)
+
+
+STORED_AUDIO_SWEEP = 3600.0  # seconds between deletions of kept speech audio past its retention
+
+
+async def _prune_audio(store: AudioStore, settings: Settings) -> None:
+    removed = await store.prune(settings.audio_retention_days)
+    if removed:
+        log.info('deleted %d day(s) of kept speech audio older than %d days', removed, settings.audio_retention_days)

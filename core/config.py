@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     # audit_metadata_retention_days.
     audit_content_retention_days: int = Field(default=0, ge=0)
     audit_metadata_retention_days: int = Field(default=0, ge=0)
+    # Speech (docs/voice.md): uploads to /v1/audio/transcriptions and /translations, and the audio itself in the
+    # audit trail (off by default: recordings of people's voices; an admin turns it on at run time).
+    audio_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # one audio file; larger: 413
+    audit_log_audio: bool = False  # keep the audio of speech requests under ARTIFACT_STORAGE_PATH/audio
+    audio_retention_days: int = Field(default=30, ge=1)  # stored audio older than this is deleted
     audit_flush_interval: float = Field(default=1.0, gt=0)
     audit_batch_size: int = Field(default=500, ge=1)
     audit_buffer_limit: int = Field(default=50_000, ge=100)  # records kept in memory during a database outage

@@ -44,8 +44,8 @@ class StreamedResponse(Protocol):
 class InferenceClient(Protocol):
     """Calls this process's own API as a user's key (known by its digest), streamed (app/loopback.py)."""
 
-    def stream(self, *, key_digest: str, path: str, body: dict[str, Any]
-               ) -> AbstractAsyncContextManager[StreamedResponse]: ...
+    def stream(self, *, key_digest: str, path: str, body: dict[str, Any] | None = None,
+               raw: tuple[bytes, str] | None = None) -> AbstractAsyncContextManager[StreamedResponse]: ...
 
 
 @dataclass(slots=True, frozen=True)

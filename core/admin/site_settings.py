@@ -73,6 +73,9 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
                   'deleted; the audit rows stay. 0: kept forever.'),
     Editable('audit_metadata_retention_days', 'Audit record retention (days)', 'int', minimum=0, maximum=36_500,
              help='Audit rows (who, when, model, tokens, status) older than this are deleted. 0: kept forever.'),
+    Editable('audit_log_audio', 'Keep the audio of speech requests', 'bool',
+             help='Store the speech produced and the files transcribed under ARTIFACT_STORAGE_PATH/audio, next to the '
+             'audit row (deleted after the audio retention).'),
     Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
              help='GPU and backend telemetry history older than this is deleted.'),
     Editable('search_provider', 'Web search provider', 'choice', choices=('none', 'searxng', 'brave'),

@@ -26,6 +26,8 @@ class RoleBase(SQLModel):
     token_budget: int = Field(default=0, ge=0, sa_type=BigInteger)  # tokens per budget period; 0 = unlimited
     rpm_limit: int = Field(default=60, ge=0)  # requests per minute; 0 = unlimited
     max_concurrent: int = Field(default=4, ge=0)  # requests in flight at once; 0 = unlimited
+    tts_char_budget: int = Field(default=0, ge=0, sa_type=BigInteger)  # characters spoken per period; 0 = unlimited
+    stt_seconds_budget: int = Field(default=0, ge=0, sa_type=BigInteger)  # audio seconds per period; 0 = unlimited
     is_admin: bool = False
 
 

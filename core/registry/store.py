@@ -37,7 +37,8 @@ class BackendNotFound(NotFound):
 
 def validate_backend(data: BackendBase) -> None:
     if data.engine not in {engine.value for engine in Engine}:
-        raise InvalidRequest(f"engine must be 'ollama' or 'vllm', not {data.engine!r}", param='engine')
+        known = ', '.join(repr(engine.value) for engine in Engine)
+        raise InvalidRequest(f'engine must be one of {known}, not {data.engine!r}', param='engine')
     parts = urlsplit(data.url)
     if parts.scheme not in {'http', 'https'} or not parts.netloc:
         raise InvalidRequest(f'url must be an http(s) URL like http://gpu1:11434, not {data.url!r}', param='url')
@@ -239,8 +240,9 @@ async def set_context_override(session: AsyncSession, *, model: str, context_len
     return await _save_model_setting(session, model, context_length_override=context_length)
 
 
-# The capability names requests are routed by (core.registry.families; `rerank` only on vLLM).
-CAPABILITIES = ('completion', 'tools', 'thinking', 'vision', 'embedding', 'rerank')
+# The capability names requests are routed by (core.registry.families; `rerank` only on vLLM; `speech` and
+# `transcription` behind /v1/audio/*).
+CAPABILITIES = ('completion', 'tools', 'thinking', 'vision', 'embedding', 'rerank', 'speech', 'transcription')
 
 
 async def set_capabilities_override(session: AsyncSession, *, model: str, capabilities: list[str] | None

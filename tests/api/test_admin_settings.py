@@ -46,7 +46,7 @@ async def test_the_listing_says_where_each_value_comes_from_and_hides_secrets(ad
     assert response.status_code == 200
     listing = response.json()
     assert {entry['name'] for entry in listing['editable']} == {
-        'context_length_cap', 'ollama_override_num_ctx', 'audit_log_prompts', 'audit_log_responses',
+        'context_length_cap', 'ollama_override_num_ctx', 'audit_log_prompts', 'audit_log_responses', 'audit_log_audio',
         'audit_content_retention_days', 'audit_metadata_retention_days', 'telemetry_retention_days',
         'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout', 'local_login'}
     cap = editable(listing, 'context_length_cap')
