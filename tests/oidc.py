@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import oidc_provider_mock
 import pytest
 
 from core.accounts import sso_flow
@@ -51,6 +50,9 @@ class OidcProvider:
 @pytest.fixture(scope='session')
 def oidc_server() -> Iterator[OidcProvider]:
     """One provider for the session (it starts in well under a second; subjects are unique per test)."""
+    # imported here, under the suite's warning filters: at plugin load its deprecated Authlib import would warn
+    import oidc_provider_mock
+
     with oidc_provider_mock.run_server_in_thread() as server:
         yield OidcProvider(issuer=f'http://localhost:{server.server_port}')
 
