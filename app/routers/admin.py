@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response, StreamingResponse
 
 from app.deps import require_admin
+from app.params import RowId
 from app.responses import JSONResponse
 from core.accounts.api_keys import Principal
 from core.admin.cluster_actions import (
@@ -102,7 +103,7 @@ async def list_backends(request: Request) -> Any:
 
 
 @router.patch('/backends/{backend_id}', response_model=BackendPublic)
-async def update_backend(backend_id: int, payload: BackendPatch, request: Request, admin: Admin) -> Any:
+async def update_backend(backend_id: RowId, payload: BackendPatch, request: Request, admin: Admin) -> Any:
     """Change name, url, max_concurrent, node_id or gpu_indices; the models are re-discovered."""
     database: Database = request.app.state.database
     monitor: RegistryMonitor = request.app.state.monitor
@@ -117,7 +118,7 @@ async def update_backend(backend_id: int, payload: BackendPatch, request: Reques
 
 
 @router.delete('/backends/{backend_id}', status_code=204)
-async def delete_backend(backend_id: int, request: Request, admin: Admin) -> Response:
+async def delete_backend(backend_id: RowId, request: Request, admin: Admin) -> Response:
     """Remove a backend with its models and telemetry history; its audit rows keep its name. Refused (409)
     while requests run on it anywhere in the fleet: drain it first."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
@@ -128,7 +129,7 @@ async def delete_backend(backend_id: int, request: Request, admin: Admin) -> Res
 
 
 @router.post('/backends/{backend_id}/enable', response_model=BackendPublic)
-async def enable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def enable_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """Back into rotation, after a fresh check."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
     before = await _status(request, backend_id)
@@ -138,7 +139,7 @@ async def enable_backend(backend_id: int, request: Request, admin: Admin) -> Any
 
 
 @router.post('/backends/{backend_id}/disable', response_model=BackendPublic)
-async def disable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def disable_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """Out of rotation now; requests already on it finish."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
     before = await _status(request, backend_id)
@@ -148,7 +149,7 @@ async def disable_backend(backend_id: int, request: Request, admin: Admin) -> An
 
 
 @router.post('/backends/{backend_id}/drain', response_model=BackendPublic)
-async def drain_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def drain_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """No new requests; the ones in flight finish; then the backend disables itself."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
     before = await _status(request, backend_id)
@@ -158,7 +159,7 @@ async def drain_backend(backend_id: int, request: Request, admin: Admin) -> Any:
 
 
 @router.post('/backends/{backend_id}/refresh', response_model=BackendPublic)
-async def refresh_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def refresh_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """Re-discover the backend's models and health now."""
     monitor: RegistryMonitor = request.app.state.monitor
     before = await _status(request, backend_id)
@@ -174,7 +175,7 @@ class ModelName(BaseModel):
 
 
 @router.post('/backends/{backend_id}/ollama/pull')
-async def pull_model(backend_id: int, payload: ModelName, request: Request, admin: Admin) -> Response:
+async def pull_model(backend_id: RowId, payload: ModelName, request: Request, admin: Admin) -> Response:
     """Pull a model onto an Ollama backend. Streams Ollama's progress as NDJSON (`stream: false`: one JSON
     answer at the end); the backend's model list is refreshed when the pull succeeds."""
     url = await _ollama_url(request, backend_id)
@@ -203,7 +204,7 @@ async def pull_model(backend_id: int, payload: ModelName, request: Request, admi
 
 
 @router.post('/backends/{backend_id}/ollama/delete', response_model=BackendPublic)
-async def delete_model(backend_id: int, payload: ModelName, request: Request, admin: Admin) -> Any:
+async def delete_model(backend_id: RowId, payload: ModelName, request: Request, admin: Admin) -> Any:
     """Delete a model from an Ollama backend; the backend's model list is refreshed."""
     url = await _ollama_url(request, backend_id)
     client: httpx.AsyncClient = request.app.state.control_client
