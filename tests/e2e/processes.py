@@ -21,21 +21,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_url: str) -> Iterator[None]:
+def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_url: str,
+            ready_timeout: float = 30.0) -> Iterator[None]:
     """Run a server process until the block ends (SIGTERM, so it shuts down cleanly); output goes to a file
-    because an unread pipe would block it."""
+    because an unread pipe would block it. `ready_timeout`: seconds it may take to answer `ready_url`."""
     with log_path.open('w') as log, subprocess.Popen(command, env=env, cwd=REPO, stdout=log,
                                                      stderr=subprocess.STDOUT) as process:
         try:
-            _wait_until_ready(ready_url, process, log_path)
+            _wait_until_ready(ready_url, process, log_path, ready_timeout)
             yield
         finally:
             process.terminate()
             process.wait(timeout=20)
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f'{url}: process exited with {process.returncode}:\n{log_path.read_text()}')

@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env.pop('LOG_FORMAT', None)
     command = [str(BIN / 'mindrouter'), 'serve', '--demo', '--no-ui', '--port', str(port)]
     url = f'http://127.0.0.1:{port}'
-    with running(command, env, log_path=data / 'server.log', ready_url=f'{url}/readyz'):
+    with running(command, env, log_path=data / 'server.log', ready_url=f'{url}/readyz', ready_timeout=120):
         yield Server(url, database_url)
     log = (data / 'server.log').read_text()
     assert 'unhandled error' not in log, log[-5000:]

@@ -10,6 +10,7 @@ JSON-escaped, base64 of a basic-auth pair), and by a fragment of its middle, so 
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import quote
@@ -21,8 +22,8 @@ from selenium import webdriver
 
 from tests.browser.conftest import browser, sign_in, wait_for_text  # noqa: F401  (browser: a fixture)
 from tests.e2e.cluster import cli
-from tests.e2e.processes import free_port
-from tests.e2e.test_logs import admin_key, demo
+from tests.e2e.processes import free_port, running
+from tests.e2e.test_logs import BIN, BUSY_JOBS, admin_key
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +54,12 @@ def test_no_secret_reaches_any_log_line(isolated_settings: Path, browser: webdri
         'BRAVE_API_KEY': brave_key,
         'BRAVE_API_URL': f'{closed}/search',
     }
-    with demo(isolated_settings, **settings) as (url, log_path, env):
+    port = free_port()
+    url = f'http://127.0.0.1:{port}'
+    log_path = isolated_settings.parent / 'gateway.log'  # stdout and stderr
+    env = {**os.environ, 'DATA_DIR': str(isolated_settings), **BUSY_JOBS, **settings}
+    command = [str(BIN / 'mindrouter'), 'serve', '--demo', '--port', str(port)]
+    with running(command, env, log_path=log_path, ready_url=f'{url}/healthz', ready_timeout=120):
         admin = admin_key(env)
         as_admin = httpx.Client(base_url=url, headers={'X-API-Key': admin}, timeout=60)
         assert (
@@ -100,7 +106,10 @@ def test_no_secret_reaches_any_log_line(isolated_settings: Path, browser: webdri
     for extra in isolated_settings.rglob('*.log'):
         lines += extra.read_text(errors='replace').splitlines()
 
-    assert any('"status": 401' in line or '"status":401' in line for line in lines), 'the access log was not on'
+    # the session did reach the talkative paths: debug lines, the access log, the node polls, the search
+    log = '\n'.join(lines)
+    assert '"level":"debug"' in log and '"status":401' in log
+    assert 'node gpu9 is offline' in log and 'Web search with Brave Search failed' in log
     used = {
         'SECRET_KEY': secret_key,
         'BRAVE_API_KEY': brave_key,
