@@ -44,11 +44,15 @@ class Violations:
 
 
 def endpoints(routes: Iterable[BaseRoute]) -> list[Endpoint]:
-    """Every method of every HTTP route (HEAD is GET's; mounted apps and websockets are their own protocols)."""
+    """Every method of every HTTP route (HEAD is GET's), and a GET into every mounted application (which answers
+    paths of its own below its mount point). Websocket routes speak another protocol and are left out."""
     found: set[Endpoint] = set()
     for context in iter_route_contexts(list(routes)):  # included routers flattened, with their prefixes
         route = context.original_route
-        if isinstance(route, Mount | WebSocketRoute):
+        if isinstance(route, WebSocketRoute):
+            continue
+        if isinstance(route, Mount):
+            found.add(Endpoint('GET', f'{route.path}/{{path:path}}'))
             continue
         if not isinstance(route, Route) or context.path is None:
             raise AssertionError(f'a route of a kind the matrix does not know: {route!r}')
