@@ -174,10 +174,16 @@ class ModelName(BaseModel):
     stream: bool = True
 
 
-@router.post('/backends/{backend_id}/ollama/pull')
+_PULL_ANSWERS: dict[int | str, dict[str, Any]] = {200: {'description': "Ollama's progress, one JSON object a line "
+                                                      '(`stream: false`: the last one, as JSON)', 'content': {
+    'application/x-ndjson': {'schema': {'type': 'object'}}, 'application/json': {'schema': {'type': 'object'}}}}}
+
+
+@router.post('/backends/{backend_id}/ollama/pull', response_model=None, responses=_PULL_ANSWERS)
 async def pull_model(backend_id: RowId, payload: ModelName, request: Request, admin: Admin) -> Response:
     """Pull a model onto an Ollama backend. Streams Ollama's progress as NDJSON (`stream: false`: one JSON
-    answer at the end); the backend's model list is refreshed when the pull succeeds."""
+    answer at the end); the backend's model list is refreshed when the pull succeeds. A refusal before the first
+    progress line (a malformed name, an unreachable backend) is an error status, not a 200 with an error line."""
     url = await _ollama_url(request, backend_id)
     client: httpx.AsyncClient = request.app.state.control_client
     monitor: RegistryMonitor = request.app.state.monitor
@@ -189,13 +195,20 @@ async def pull_model(backend_id: RowId, payload: ModelName, request: Request, ad
         await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         return JSONResponse(last)
 
+    pulling = ollama_models.pull(client, url, payload.model)
+    first = await anext(pulling, None)  # raises what refuses the pull before anything is sent
+
     async def progress_lines() -> AsyncIterator[bytes]:
         try:
-            async for progress in ollama_models.pull(client, url, payload.model):
+            if first is not None:
+                yield orjson.dumps(first) + b'\n'
+            async for progress in pulling:
                 yield orjson.dumps(progress) + b'\n'
         except MindRouterError as exc:
             yield orjson.dumps({'error': exc.message}) + b'\n'
             return
+        finally:
+            await pulling.aclose()  # a client gone mid-pull closes the connection to the backend now, not at GC
         await monitor.check(backend_id)
         await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         yield orjson.dumps({'status': 'models refreshed'}) + b'\n'
