@@ -106,7 +106,7 @@ def with_dialect_errors(schema: dict[str, Any]) -> dict[str, Any]:
             if method == 'post' and path in INFERENCE_BODIES and 'requestBody' not in operation:
                 body, stream = INFERENCE_BODIES[path]
                 operation['requestBody'] = {'required': True, 'content': {'application/json': {'schema': body}}}
-                answers = {'application/json': {'schema': {'type': 'object'}}}
+                answers: dict[str, Any] = {'application/json': {'schema': {'type': 'object'}}}
                 if stream is not None:  # a server-sent event's data, or an NDJSON line, is one JSON object
                     answers[stream] = {'schema': _SSE_EVENT if stream == _SSE else {'type': 'object'}}
                 responses['200'] = {'description': 'The answer (with `stream: true`, the stream)', 'content': answers}
