@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from app import intake
+from app import intake, openapi
 from app.access_log import AccessLog
 from app.body_limit import BodyLimit
 from app.errors import install_error_handlers
@@ -48,6 +48,7 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
                   description='One API (OpenAI, Ollama, Anthropic) over a cluster of Ollama and vLLM servers.')
     app.state.demo = demo
     install_error_handlers(app)
+    openapi.install(app)  # errors documented as they are answered: in each path's dialect, 400 not 422
     # Every body bounded before any route reads it; the inference routes authenticate first and audit the refusal.
     app.add_middleware(BodyLimit, limit=get_settings().max_request_bytes, audited=intake.audited_paths(),
                        larger=_upload_limits())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -125,7 +126,12 @@ async def update_backend(session: AsyncSession, *, backend_id: int, changes: Bac
     """Apply an admin's edit; the same rules as registration, nothing written if any field is wrong."""
     backend = await get_backend(session, backend_id=backend_id)
     fields = changes.model_dump(exclude_unset=True)
-    candidate = BackendBase(**{**backend.model_dump(include=set(BackendBase.model_fields)), **fields})
+    try:  # BackendUpdate lets every field be left out, and a client may send null for one that needs a value
+        candidate = BackendBase(**{**backend.model_dump(include=set(BackendBase.model_fields)), **fields})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = '.'.join(str(part) for part in first['loc'])
+        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
     validate_backend(candidate)
     candidate.url = candidate.url.rstrip('/')
     others = select(Backend).where(col(Backend.id) != backend_id,
