@@ -115,7 +115,8 @@ async def _provider(name: str) -> ProviderConfig:
         raise SignInRefused('Single sign-on is misconfigured here; tell your administrator.',
                             reason=exc.message) from None
     if config is None:
-        raise SignInRefused('There is no such sign-in provider here.', reason='unknown or disabled provider')
+        raise SignInRefused('There is no such sign-in provider here.', reason='unknown or disabled provider',
+                            status=404)
     return config
 
 
@@ -142,7 +143,7 @@ def _site_url(request: Request, config: ProviderConfig, path: str) -> str:
 def _refused(name: str, exc: SignInRefused) -> HTMLResponse:
     shown = name if name == ENV_PROVIDER or sso_config.NAME_PATTERN.fullmatch(name) else '(invalid name)'
     log.warning('sso %s: sign-in refused: %s', shown, exc.reason)
-    return _page('Sign-in refused', exc.message, status=403)
+    return _page('Sign-in refused', exc.message, status=exc.status)
 
 
 def _page(title: str, message: str, *, status: int) -> HTMLResponse:

@@ -31,9 +31,10 @@ class SignInRefused(PermissionDenied):
 
     code = 'sign_in_refused'
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(self, message: str, *, reason: str, status: int = 403) -> None:
         super().__init__(message)
         self.reason = reason
+        self.status = status  # of the error page: 404 for a provider that does not exist
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,8 @@ PAGE_RULES = (
     Rule('/_nicegui*', Access.page_public, "NiceGUI's own assets and websocket: no user data"),
     Rule('/dashboard', Access.page_session, "a user's usage, keys and quota requests"),
     Rule('/chat', Access.page_session, 'the chat'),
+    Rule('/chat/speech/{token}', Access.page_session, "a read-aloud's audio: signed in, and the one-time token (bound "
+         "to its user's key) names it"),
     Rule('/chat/{conversation_id}', Access.page_own, "a conversation is its owner's only"),
     Rule('/admin', Access.page_admin, 'admin console'),
     Rule('/admin/*', Access.page_admin, 'admin console'),
