@@ -18,7 +18,7 @@ streamed chunk), hence this one.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,22 +36,25 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, limit: int, audited: Collection[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, audited: Collection[str] = (),
+                 larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.audited = frozenset(audited)
+        self.larger = dict(larger or {})  # path -> its own limit: routes that take files (audio uploads)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope['type'] != 'http':
             await self.app(scope, receive, send)
             return
         declared = content_length(scope)
-        if declared is not None and declared > self.limit and scope['path'] not in self.audited:
-            response = error_response(dialect_for(scope['path']), 413, declared_too_large(declared, self.limit),
+        limit = self.larger.get(scope['path'], self.limit) if self.larger else self.limit
+        if declared is not None and declared > limit and scope['path'] not in self.audited:
+            response = error_response(dialect_for(scope['path']), 413, declared_too_large(declared, limit),
                                       code='request_too_large')
             await response(scope, receive, send)
             return
-        await self.app(scope, bounded_receive(receive, declared, self.limit), send)
+        await self.app(scope, bounded_receive(receive, declared, limit), send)
 
 
 def bounded_receive(receive: Receive, declared: int | None, limit: int) -> Receive:

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import math
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -20,6 +21,7 @@ from alembic.util.exc import CommandError as AlembicCommandError
 
 from app import logs
 from core import __version__, migrations
+from core.accounts import local_login
 from core.accounts import service as accounts
 from core.admin import backup, cluster_actions
 from core.admin.cluster_actions import Actor
@@ -30,6 +32,7 @@ from core.models import utcnow
 
 log = logging.getLogger('mindrouter')
 
+SHUTDOWN_MARGIN = 5.0  # seconds uvicorn waits past the streams' grace before it cancels what still runs
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1
 
@@ -108,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke_key.add_argument('key', help='the id or the prefix that list-keys shows')
     revoke_key.set_defaults(handler=_database_command(_revoke_key))
 
+    local_login = commands.add_parser(
+        'local-login', help='turn username and password sign-in on or off (break-glass when single sign-on fails)')
+    local_login.add_argument('state', choices=['on', 'off', 'status'],
+                             help='on or off (stored over LOCAL_LOGIN, effective at once), or status')
+    local_login.set_defaults(handler=_database_command(_local_login))
+
     delete_backend = commands.add_parser(
         'delete-backend', help='delete a backend that is out of rotation (unknown, unhealthy or disabled)')
     delete_backend.add_argument('backend', metavar='NAME_OR_ID', help='its name, or its id')
@@ -143,6 +152,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run(target, factory=True, host=host, port=port, workers=args.workers, log_level=settings.log_level,
                 log_config=logs.logging_config(settings.log_level, settings.log_format), access_log=False,
                 proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
+                # Streams get SHUTDOWN_GRACE_SECONDS and then end with an error event (app/shutdown.py); whatever
+                # still runs a little later (a request waiting in the queue) is cancelled by uvicorn itself.
+                timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds + SHUTDOWN_MARGIN),
                 timeout_worker_healthcheck=settings.worker_healthcheck_timeout)
     return 0
 
@@ -290,6 +302,17 @@ async def _revoke_key(args: argparse.Namespace, database: Database) -> int:
     async with database.session() as session:
         key = await accounts.revoke_api_key(session, key_ref=args.key)
     print(f'revoked key {key.id} ({key.prefix}...)', file=sys.stderr)
+    return 0
+
+
+async def _local_login(args: argparse.Namespace, database: Database) -> int:
+    settings = get_settings()
+    async with database.session() as session:
+        if args.state != 'status':
+            await local_login.set_local_login(session, settings, enabled=args.state == 'on',
+                                              actor=Actor(id=None, name=_os_user(), via='cli'))
+        enabled = await local_login.local_login_enabled(session, settings)
+    print(f'local (password) sign-in is {"on" if enabled else "off"}', file=sys.stderr)
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from app import intake
+from app import intake, openapi
 from app.access_log import AccessLog
 from app.body_limit import BodyLimit
 from app.errors import install_error_handlers
@@ -25,6 +25,7 @@ from app.routers import (
     admin_settings,
     admin_users,
     anthropic,
+    audio,
     fallback,
     health,
     mcp,
@@ -47,13 +48,16 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
                   description='One API (OpenAI, Ollama, Anthropic) over a cluster of Ollama and vLLM servers.')
     app.state.demo = demo
     install_error_handlers(app)
+    openapi.install(app)  # errors documented as they are answered: in each path's dialect, 400 not 422
     # Every body bounded before any route reads it; the inference routes authenticate first and audit the refusal.
-    app.add_middleware(BodyLimit, limit=get_settings().max_request_bytes, audited=intake.audited_paths())
+    app.add_middleware(BodyLimit, limit=get_settings().max_request_bytes, audited=intake.audited_paths(),
+                       larger=_upload_limits())
     # Outermost: covers every route and the NiceGUI pages mounted on this app later (main.py).
     app.add_middleware(SecurityHeaders, production=get_settings().is_production)
     app.include_router(health.router)
     app.include_router(public.router)
     app.include_router(openai.router)
+    app.include_router(audio.router)
     app.include_router(responses.router)
     app.include_router(search.router)
     app.include_router(ollama.router)
@@ -73,6 +77,13 @@ def create_api_app(*, demo: bool = False) -> FastAPI:
     app.include_router(mcp.router)  # /mcp: the MCP server (its session manager runs in the app's lifespan)
     fallback.install(app)  # last: answers only what no other route matched
     return app
+
+
+def _upload_limits() -> dict[str, int]:
+    """Routes that take files larger than MAX_REQUEST_BYTES: the file's own limit, plus room for the form fields
+    (the file itself is measured exactly while it arrives, app/speech.py)."""
+    audio = get_settings().audio_max_bytes + 1024 * 1024
+    return {'/v1/audio/transcriptions': audio, '/v1/audio/translations': audio}
 
 
 # The inference routes: high volume, their own body parsing, auth and dialect errors.

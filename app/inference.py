@@ -24,7 +24,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app.logs import REQUEST_ID
-from app.responses import JSONResponse
+from app.responses import STREAM_HEADERS, JSONResponse
+from app.shutdown import SHUTDOWN_MESSAGE, SHUTDOWN_STATUS, GracefulShutdown
 from core.accounts.api_keys import Principal
 from core.audit.writer import AuditRecord, AuditWriter
 from core.config import Settings
@@ -33,6 +34,7 @@ from core.gateway.image_fetch import prepare_images
 from core.gateway.service import Answered, Gateway, StreamBroken, UpstreamStream
 from core.models import utcnow
 from core.quotas.guard import QuotaGuard
+from core.quotas.speech import SpeechQuota, SpeechUnit
 from core.registry.view import RegistryView
 from core.scheduler.cost import chat_cost, embedding_cost
 from core.scheduler.scheduler import Requester
@@ -124,6 +126,8 @@ class Exchange:
         quota: QuotaGuard = state.quota
         quota.record(self.principal.user_id, fields.get('prompt_tokens', 0) + fields.get('completion_tokens', 0),
                      has_budget=self.principal.token_budget > 0)
+        if 'speech_chars' in fields or 'audio_seconds' in fields:
+            _record_speech(state, self.principal, fields)
         client = self.request.client
         total_ms = self.elapsed_ms()
         metrics.observe(endpoint=self.endpoint, model=fields.get('model', ''), status=status, total_s=total_ms / 1000,
@@ -139,6 +143,18 @@ class Exchange:
             user_agent=(self.request.headers.get('user-agent') or '')[:255] or None,
             created_at=now - timedelta(milliseconds=total_ms), completed_at=now, **fields,
         ))
+
+
+def _record_speech(state: Any, principal: Principal, fields: dict[str, Any]) -> None:
+    """A speech request's own units (core.quotas.speech): in the user's speech budget and in /metrics."""
+    speech: SpeechQuota = state.speech_quota
+    metrics: GatewayMetrics = state.metrics
+    chars, seconds = fields.get('speech_chars', 0), fields.get('audio_seconds', 0.0)
+    if chars:
+        speech.record(principal.user_id, SpeechUnit.chars, chars, has_budget=principal.tts_char_budget > 0)
+    if seconds:
+        speech.record(principal.user_id, SpeechUnit.seconds, seconds, has_budget=principal.stt_seconds_budget > 0)
+    metrics.observe_speech(model=fields.get('model', ''), chars=chars, seconds=seconds)
 
 
 async def complete(exchange: Exchange, chat: ChatRequest,
@@ -190,6 +206,9 @@ async def stream(exchange: Exchange, chat: ChatRequest, encoder: Callable[[ChatR
         exchange.record(status='failed', http_status=exc.status_code, model=served, stream=True,
                         error=exc.message, prompt=prompt)
         raise
+    except asyncio.CancelledError:  # still queued when the server cut it off (a shutdown past its grace)
+        exchange.record(status='cancelled', http_status=CLIENT_CLOSED, model=served, stream=True, prompt=prompt)
+        raise
     relayed = _Relayed()
 
     async def abandon() -> None:
@@ -224,7 +243,7 @@ class _RelayResponse(StreamingResponse):
 
     def __init__(self, content: AsyncIterator[bytes], *, media_type: str,
                  abandon: Callable[[], Awaitable[None]]) -> None:
-        super().__init__(content, media_type=media_type)
+        super().__init__(content, media_type=media_type, headers=STREAM_HEADERS)
         self._abandon = abandon
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -273,17 +292,30 @@ async def _relay(exchange: Exchange, chat: ChatRequest, served: str, upstream: U
                  framer: StreamEncoder, prompt: str | None, relayed: _Relayed) -> AsyncIterator[bytes]:
     status, http_status, error = 'completed', 200, None
     first_token_ms: float | None = None
+    shutdown: GracefulShutdown = exchange.request.app.state.shutdown
+    watch = shutdown.watch()  # at SIGTERM + grace, the stream is ended with the dialect's error (app/shutdown.py)
     try:
         opening = framer.start()
         if opening:
             yield opening
-        async for batch in upstream.batches():
+        batches = upstream.batches()
+        while not watch.cut:
+            watch.reading = True  # a shutdown's cancel may land here, and only here
+            try:
+                batch = await anext(batches)
+            except StopAsyncIteration:
+                break
+            finally:
+                watch.reading = False
             frame = b''.join([framer.delta(delta) for delta in batch])
             if frame:
                 if first_token_ms is None:
                     first_token_ms = exchange.elapsed_ms()
                 yield frame
-        if upstream.complete:
+        if watch.cut:
+            status, http_status, error = 'failed', SHUTDOWN_STATUS, SHUTDOWN_MESSAGE
+            yield framer.error(error)
+        elif upstream.complete:
             yield framer.end(upstream.finish_reason or 'stop', upstream.usage)
         else:  # the engine closed cleanly but never said it was done: never pretend the answer is whole
             status, http_status, error = 'failed', 502, 'the backend ended the stream before the answer was complete'
@@ -291,10 +323,19 @@ async def _relay(exchange: Exchange, chat: ChatRequest, served: str, upstream: U
     except StreamBroken as exc:
         status, http_status, error = 'failed', 502, str(exc)
         yield framer.error(error)
-    except BaseException:  # the client went away (cancelled) or something unexpected: stop at once
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not watch.cut or task is None or task.cancelling() != 1:  # the client went away, or more than us
+            status, http_status = 'cancelled', CLIENT_CLOSED
+            raise
+        task.uncancel()  # the shutdown's own cancel, which only ends the wait on the engine
+        status, http_status, error = 'failed', SHUTDOWN_STATUS, SHUTDOWN_MESSAGE
+        yield framer.error(error)
+    except BaseException:  # something unexpected: stop at once
         status, http_status = 'cancelled', CLIENT_CLOSED
         raise
     finally:
+        shutdown.forget(watch)
         if not relayed.done:  # else the response already gave up on this relay and recorded it
             relayed.done = True
             upstream.release()  # synchronous, so the slot frees even inside a cancelled scope

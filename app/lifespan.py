@@ -15,12 +15,14 @@ from fastapi import FastAPI
 
 from app.demo import DemoCluster, remove_simulated
 from app.loopback import Loopback
+from app.shutdown import GracefulShutdown
 from core import runtime
 from core.accounts.api_keys import ApiKeyAuthenticator
 from core.accounts.key_usage import KeyUsageWriter
 from core.accounts.service import principal_loader
 from core.accounts.sign_in import close_sign_in_guard
 from core.admin import site_settings
+from core.admin.settings_sync import SettingsSync
 from core.audit.retention import RetentionSweeper
 from core.audit.writer import AuditWriter
 from core.chat import files as chat_files
@@ -29,6 +31,7 @@ from core.db import Database, dispose_database, get_database
 from core.gateway.engines import adapter_for
 from core.gateway.image_fetch import ImageFetcher
 from core.gateway.service import Gateway
+from core.gateway.speech import SpeechGateway
 from core.gateway.upstream import UpstreamPool
 from core.jobs.background import BackgroundJobs, Housekeeping, JobIntervals
 from core.jobs.leadership import Leadership
@@ -36,6 +39,7 @@ from core.migrations import head_revision
 from core.models import utcnow
 from core.quotas.guard import QuotaGuard
 from core.quotas.rate_windows import LocalRateWindows, RateWindows, RedisRateWindows
+from core.quotas.speech import SpeechQuota, SpeechUnit
 from core.quotas.token_meter import RedisTokenMeter
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
@@ -47,6 +51,7 @@ from core.scheduler.ledger import AdmissionLedger, LocalLedger
 from core.scheduler.redis_ledger import RedisLedger
 from core.scheduler.scheduler import FairScheduler
 from core.secretbox import SecretBox
+from core.speech.artifacts import AudioStore
 from core.status.cluster import ClusterStats
 from core.status.metrics import GatewayMetrics
 from core.telemetry.history import TelemetryRecorder
@@ -72,7 +77,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             read_timeout=settings.backend_read_timeout)
     ledger: AdmissionLedger = LocalLedger(registry)  # one process: slots counted in memory
     if settings.redis_url:  # several workers or replicas: slots counted where all of them see it
+        # A dead worker's slots come back within the lease period, as its cluster-wide jobs do.
         ledger = RedisLedger.from_url(settings.redis_url, registry, prefix=settings.redis_prefix,
+                                      heartbeat_ttl=settings.leader_lease_ttl,
                                       burst_tokens=settings.scheduler_burst_tokens,
                                       fairness_window=settings.scheduler_fairness_window)
     scheduler = FairScheduler(registry, ledger, queue_timeout=settings.queue_timeout,
@@ -80,6 +87,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                                    window=settings.scheduler_fairness_window))
 
     app.state.settings = settings
+    app.state.shutdown = shutdown = GracefulShutdown(settings.shutdown_grace_seconds)
     app.state.database = database
     app.state.schema_head = head_revision()  # read from disk once, not per probe
     app.state.authenticator = authenticator
@@ -96,6 +104,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         meter = RedisTokenMeter.from_url(settings.redis_url, prefix=settings.redis_prefix)
     app.state.quota = quota = QuotaGuard(database, ledger, period=settings.quota_period, windows=windows,
                                          meter=meter)
+    speech_meters = {unit: RedisTokenMeter.from_url(settings.redis_url, prefix=f'{settings.redis_prefix}:{unit}')
+                     for unit in SpeechUnit} if settings.redis_url else None
+    app.state.speech_quota = speech_quota = SpeechQuota(database, quota, meters=speech_meters)
+    app.state.audio_store = audio_store = AudioStore(settings.resolved_artifact_path)
     lifecycle = BackendLifecycle(database, monitor, ledger, settle=settings.registry_reload_interval)
     app.state.lifecycle = lifecycle
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
@@ -127,7 +139,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                         Housekeeping('stored-responses', STORED_RESPONSE_SWEEP,
                                                      lambda: _prune_stored_responses(responses, settings)),
                                         Housekeeping('audit-retention', RETENTION_SWEEP,
-                                                     lambda: _enforce_retention(retention, database, settings))])
+                                                     lambda: _enforce_retention(retention, database, settings)),
+                                        Housekeeping('stored-audio', STORED_AUDIO_SWEEP,
+                                                     lambda: _prune_audio(audio_store, settings))])
     app.state.jobs = jobs
     app.state.control_client = control_client
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
@@ -135,10 +149,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                                 settings=settings,  # context cap and num_ctx override read live
                                 cooldown=settings.backend_cooldown, on_failure=monitor.check_soon,
                                 on_ollama_timings=monitor.note_ollama_timings)
+    app.state.speech = SpeechGateway(app.state.gateway)
     app.state.images = ImageFetcher(
         max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,
         allow_private=settings.image_fetch_allow_private,
         allowed_hosts=[h.strip() for h in settings.image_fetch_allowed_hosts.split(',') if h.strip()])
+    app.state.settings_sync = settings_sync = SettingsSync(
+        database, settings, interval=settings.settings_reload_interval, redis_url=settings.redis_url,
+        prefix=settings.redis_prefix)
     demo = DemoCluster() if app.state.demo else None
     try:
         if demo is not None:
@@ -152,23 +170,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                             lifecycle=lifecycle, scheduler=scheduler, ledger=ledger, cluster=app.state.cluster_stats,
                             poller=node_poller, secret_box=app.state.secret_box, control_client=control_client,
                             authenticator=authenticator, quota=app.state.quota, api=Loopback(app),
-                            flush_writes=app.state.flush_writes))
+                            flush_writes=app.state.flush_writes,
+                            settings_sync=settings_sync))
     usage_writer.start()
     audit.start()
+    await settings_sync.start()
     responses.start()
     await ledger.start()
     await jobs.start()
     if settings.gc_freeze:  # what start-up built lives as long as the process (docs/performance.md)
         gc.collect()
         gc.freeze()
+    shutdown.listen()  # after the server installed its signal handlers: ours chain onto them
     try:
         yield
     finally:
+        shutdown.close()
         runtime.install(None)
+        await settings_sync.stop()
         await jobs.stop()
         await monitor.stop()
         await ledger.stop()
         await quota.close()
+        await speech_quota.close()
         if demo is not None:
             await demo.stop()
         await upstream.aclose()
@@ -212,3 +236,12 @@ async def _prune_stored_responses(responses: ResponseStore, settings: Settings) 
     removed = await responses.prune(timedelta(days=settings.responses_retention_days))
     if removed:
         log.info('deleted %d stored response(s) older than %d days', removed, settings.responses_retention_days)
+
+
+STORED_AUDIO_SWEEP = 3600.0  # seconds between deletions of kept speech audio past its retention
+
+
+async def _prune_audio(store: AudioStore, settings: Settings) -> None:
+    removed = await store.prune(settings.audio_retention_days)
+    if removed:
+        log.info('deleted %d day(s) of kept speech audio older than %d days', removed, settings.audio_retention_days)

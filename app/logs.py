@@ -29,6 +29,9 @@ REQUEST_ID: ContextVar[str | None] = ContextVar('mindrouter_request_id', default
 CHATTY_BELOW_DEBUG = ('apscheduler', 'httpx')
 # Talk on every database call or frame even for a debugging operator: never below INFO.
 CHATTY_AT_DEBUG = ('aiosqlite', 'httpcore', 'hpack', 'python_multipart', 'multipart', 'asyncio', 'watchfiles')
+# websockets' debug lines dump every frame and handshake header of the console's websocket: what people type
+# (passwords at sign-in), session cookies. Never logged, whatever the level (tests/hostile/test_log_secrets.py).
+WIRE_DUMPS = ('< %s', '> %s', '< %s: %s', '> %s: %s')
 # Structured fields a log call may pass with `extra=`, kept as objects in the JSON output.
 STRUCTURED_FIELDS = ('http',)
 
@@ -59,9 +62,11 @@ def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
             # A run skipped because the last one is still going is how the jobs are meant to work
             # (max_instances=1, core.jobs.background), not something for an operator to act on.
             'job_still_running': {'()': f'{__name__}.Drop', 'fragments': ('maximum number of running instances',)},
+            # On the handler, so it holds for every logger websockets is given (uvicorn passes its own).
+            'wire_dumps': {'()': f'{__name__}.DropFormats', 'formats': WIRE_DUMPS},
         },
         'handlers': {'stderr': {'class': 'logging.StreamHandler', 'stream': 'ext://sys.stderr',
-                                'formatter': 'mindrouter'}},
+                                'formatter': 'mindrouter', 'filters': ['wire_dumps']}},
         'root': {'level': level, 'handlers': ['stderr']},
         'loggers': {
             # uvicorn's own handlers are not installed (this dictionary replaces its default config): its
@@ -123,6 +128,17 @@ class Drop(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = str(record.msg)
         return not any(fragment in message for fragment in self.fragments)
+
+
+class DropFormats(logging.Filter):
+    """Drops the records logged with exactly one of `formats` as their message (before formatting)."""
+
+    def __init__(self, formats: tuple[str, ...]) -> None:
+        super().__init__()
+        self.formats = frozenset(formats)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg in self.formats)
 
 
 def utc_timestamp(record: logging.LogRecord) -> str:

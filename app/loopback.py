@@ -49,16 +49,17 @@ class Loopback:
         self._app = app
 
     @asynccontextmanager
-    async def stream(self, *, key_digest: str, path: str, body: dict[str, Any], user_agent: str = 'mindrouter-console',
+    async def stream(self, *, key_digest: str, path: str, body: dict[str, Any] | None = None,
+                     raw: tuple[bytes, str] | None = None, user_agent: str = 'mindrouter-console',
                      client: tuple[str, int] = ('127.0.0.1', 0)) -> AsyncIterator[LoopbackResponse]:
-        """POST `body` as JSON to `path`; the response's status and headers, with its body to iterate.
-        `user_agent` and `client` are what the audit row says of the caller (the MCP server names itself and its
-        client's address)."""
-        payload = orjson.dumps(body)
+        """POST `body` as JSON to `path` (or `raw`: a body and its content type, such as a multipart upload); the
+        response's status and headers, with its body to iterate. `user_agent` and `client` are what the audit row
+        says of the caller (the MCP server names itself and its client's address)."""
+        payload, content_type = raw if raw is not None else (orjson.dumps(body), 'application/json')
         scope = {
             'type': 'http', 'asgi': {'version': '3.0'}, 'http_version': '1.1', 'method': 'POST', 'scheme': 'http',
             'path': path, 'raw_path': path.encode(), 'query_string': b'', 'root_path': '',
-            'headers': [(b'host', b'mindrouter.console'), (b'content-type', b'application/json'),
+            'headers': [(b'host', b'mindrouter.console'), (b'content-type', content_type.encode()),
                         (b'content-length', str(len(payload)).encode()), (b'user-agent', user_agent.encode())],
             'client': client, 'server': ('mindrouter.console', 80), LOOPBACK_KEY_DIGEST: key_digest,
         }

@@ -13,3 +13,8 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+# On every streamed answer: a reverse proxy that buffers responses (nginx's default, some ingress controllers')
+# would otherwise hold the tokens back until the answer ends. nginx honours X-Accel-Buffering whatever its config.
+STREAM_HEADERS = {'X-Accel-Buffering': 'no', 'Cache-Control': 'no-cache'}

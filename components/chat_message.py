@@ -14,7 +14,7 @@ JavaScript. Citation links keep only http(s) URLs and open in a new tab without 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,7 +122,8 @@ def user_bubble(text: str, files: Sequence[str] = ()) -> ui.element:
 class AnswerBubble:
     """One assistant answer: streamed (`show`) and then laid out for good (`finish`)."""
 
-    def __init__(self, *, model: str | None = None) -> None:
+    def __init__(self, *, model: str | None = None, speak: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self._speak = speak  # read an answer aloud (pages/chat_voice.py); None: no speech model is served
         with ui.column().classes('w-full max-w-[95%] gap-1 px-4 py-2 rounded-2xl bg-slate-100 '
                                  'dark:bg-slate-800').mark('assistant-message') as self.box:
             with ui.row().classes('w-full items-center justify-between no-wrap'):
@@ -179,6 +180,10 @@ class AnswerBubble:
         if content:
             self.copy_slot.clear()
             with self.copy_slot:
+                if self._speak is not None:
+                    speak = self._speak
+                    ui.button(icon='volume_up', on_click=lambda: speak(content)).props('flat round dense size=sm') \
+                        .classes('chat-read-aloud').tooltip('Read aloud').mark('read-aloud')
                 copy_button(content, tooltip='Copy answer', marker='copy-answer')
         if outcome.error:
             self.note(outcome.error, error=True, marker='answer-error')

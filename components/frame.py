@@ -18,6 +18,7 @@ ADMIN_NAV = (
     ('Backends', '/admin/backends', 'dns'),
     ('Models', '/admin/models', 'view_in_ar'),
     ('Users', '/admin/users', 'group'),
+    ('Single sign-on', '/admin/sso', 'key'),
     ('Quota requests', '/admin/quota-requests', 'request_quote'),
     ('Queue', '/admin/queue', 'queue'),
     ('Audit', '/admin/audit', 'manage_search'),

@@ -32,7 +32,7 @@ from core.models import Role, User, utcnow
 
 SESSION_START_PATH = '/session/start'
 HANDOVER_SECONDS = 60.0  # from the password check to the browser's arrival at SESSION_START_PATH
-_SIGNED_IN_KEYS = ('user_id', 'username', 'role', 'is_admin')
+_SIGNED_IN_KEYS = ('user_id', 'username', 'role', 'is_admin', 'sso_provider', 'sso_id_token')
 _CONTROL_CHARACTERS = re.compile(r'[\x00-\x1f\x7f]')
 _DECODING_ROUNDS = 3  # layers of percent-encoding undone when checking a redirect target
 
@@ -54,6 +54,7 @@ class _Handover:
     then: str  # a path on this site
     expires: float
     rotated: bool = False
+    sso: tuple[str, str] | None = None  # (provider, ID token) of a single sign-on, for logging out there too
 
 
 # ticket -> handover. In memory: the console runs in one process (docs/architecture.md).
@@ -66,9 +67,10 @@ def install() -> None:
     nicegui_app.add_api_route(SESSION_START_PATH, _start_session, methods=['GET'], include_in_schema=False)
 
 
-def sign_in(user: User, *, then: str) -> str:
-    """After the password check: the address that completes the sign-in under a new session id, then goes to
-    `then` (a path on this site). For the login form's handler: `ui.navigate.to(sign_in(user, then=...))`."""
+def sign_in(user: User, *, then: str, sso: tuple[str, str] | None = None) -> str:
+    """After the password check (or a single sign-on, whose provider and ID token `sso` carries into the new
+    session): the address that completes the sign-in under a new session id, then goes to `then` (a path on this
+    site). For the login form's handler: `ui.navigate.to(sign_in(user, then=...))`."""
     assert user.id is not None
     _forget()  # whoever this browser was signed in as, it is not any more
     now = time.monotonic()
@@ -76,7 +78,8 @@ def sign_in(user: User, *, then: str) -> str:
         del _handovers[ticket]
     ticket = secrets.token_urlsafe(32)
     _handovers[ticket] = _Handover(session_id=str(nicegui_app.storage.browser['id']), user_id=user.id,
-                                   then=same_site_path(then) or '/dashboard', expires=now + HANDOVER_SECONDS)
+                                   then=same_site_path(then) or '/dashboard', expires=now + HANDOVER_SECONDS,
+                                   sso=sso)
     return f'{SESSION_START_PATH}?ticket={ticket}'
 
 
@@ -85,6 +88,13 @@ def sign_out() -> None:
     Needs an HTTP request (a page or a route), not an event handler: the cookie changes."""
     _forget()
     nicegui_app.storage.browser['id'] = str(uuid.uuid4())
+
+
+def sso_session() -> tuple[str, str] | None:
+    """(provider, ID token) when the signed-in user came through single sign-on, for logging out there too."""
+    store = nicegui_app.storage.user
+    provider, id_token = store.get('sso_provider'), store.get('sso_id_token')
+    return (str(provider), str(id_token)) if provider and id_token else None
 
 
 def session_user() -> SignedIn | None:
@@ -181,6 +191,8 @@ async def _start_session(ticket: str = '') -> RedirectResponse:
     if row is None:  # deactivated in the meantime
         return RedirectResponse('/login', status_code=303)
     _remember(*row)
+    if handover.sso is not None:
+        nicegui_app.storage.user.update({'sso_provider': handover.sso[0], 'sso_id_token': handover.sso[1]})
     return RedirectResponse(handover.then, status_code=303)
 
 

@@ -5,12 +5,14 @@ Every field here is documented with its default in `.env.example`; a test keeps 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -25,7 +27,7 @@ MIN_SECRET_LENGTH = 32
 # Values people paste from examples; refusing them in production is cheap insurance.
 _PLACEHOLDER_SECRETS = {'changeme', 'change-me', 'changethis', 'secret', 'dev', 'development', 'your-secret-key'}
 # Settings whose value an error message never repeats.
-_SECRET_SETTINGS = {'secret_key', 'brave_api_key', 'database_url', 'redis_url'}
+_SECRET_SETTINGS = {'secret_key', 'brave_api_key', 'database_url', 'redis_url', 'oidc_client_secret'}
 _SHOWN_VALUE_LENGTH = 60
 
 
@@ -60,10 +62,13 @@ class Settings(BaseSettings):
     # (gc.freeze): full collections stop walking it, which took 20-30 ms pauses off the request path. Off only
     # in test processes that build hundreds of apps, whose frozen cycles would never be freed.
     gc_freeze: bool = True
+    # SIGTERM: streams running get this long to finish, then end with their dialect's error event (docs/cluster.md)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
     # `serve --workers N`: seconds a worker may take to answer the supervisor's health ping before it is killed and
-    # replaced. Starting a worker imports the whole app; on a busy host that took over uvicorn's own 5 s, and the
-    # supervisor then killed every worker in a loop and the gateway never came up.
-    worker_healthcheck_timeout: int = Field(default=30, ge=1)
+    # replaced. A worker answers its first ping only once it has imported the app: on a busy host (5 to over 30 s
+    # at load 8-12 on two cores) uvicorn's own 5 s killed every worker in a loop and the gateway never came up. A
+    # worker that dies is still seen at once; this only bounds how long a silent one is waited for.
+    worker_healthcheck_timeout: int = Field(default=120, ge=1)
     # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
     # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
     login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock
@@ -75,6 +80,18 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips): comma-separated IPs or
     # networks, or *. Requests from anywhere else are taken to come from their peer address.
     forwarded_allow_ips: str = '127.0.0.1,::1'
+    # Single sign-on (docs/sso.md). With OIDC_METADATA_URL set, the provider `oidc` signs people in at
+    # /auth/oidc/login; admins may add more providers in the console. LOCAL_LOGIN=false removes the password form.
+    oidc_metadata_url: str = ''  # the provider's .well-known/openid-configuration URL; empty: no env provider
+    oidc_client_id: str = ''
+    oidc_client_secret: str = ''  # secret
+    oidc_display_name: str = Field(default='Sign in with your institution', max_length=100)  # the button's text
+    oidc_tenant_id: str = ''  # Entra ID: the tenant GUID; tokens whose tid differs are refused
+    oidc_role_claim: str = Field(default='roles', max_length=100)  # the claim whose values map to roles (or groups)
+    oidc_role_map: str = ''  # JSON object: claim value -> role name, e.g. {"MindRouter.Admin": "admin"}
+    oidc_default_role: str = 'student'  # the role of users no mapped claim value names; empty: they are refused
+    oidc_redirect_uri: str = ''  # the callback URL the provider sends people back to; empty: from the request
+    local_login: bool = True  # username and password sign-in; `mindrouter local-login on` re-enables it
     api_key_cache_ttl: float = Field(default=3.0, gt=0, le=5.0)
     api_key_usage_flush_interval: float = Field(default=30.0, gt=0)
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # larger bodies get 413
@@ -97,6 +114,7 @@ class Settings(BaseSettings):
     backend_check_interval: float = Field(default=30.0, gt=0)  # model discovery and health, per backend
     registry_reload_interval: float = Field(default=5.0, gt=0)  # re-read backends registered elsewhere
     leader_lease_ttl: float = Field(default=15.0, ge=1.0)  # one process runs the cluster-wide jobs; failover time
+    settings_reload_interval: float = Field(default=10.0, gt=0)  # re-read run-time settings changed elsewhere
     audit_log_prompts: bool = True
     audit_log_responses: bool = True
     # Retention of the audit trail (docs/audit.md#retention), also editable at run time; 0 keeps forever.
@@ -105,6 +123,11 @@ class Settings(BaseSettings):
     # audit_metadata_retention_days.
     audit_content_retention_days: int = Field(default=0, ge=0)
     audit_metadata_retention_days: int = Field(default=0, ge=0)
+    # Speech (docs/voice.md): uploads to /v1/audio/transcriptions and /translations, and the audio itself in the
+    # audit trail (off by default: recordings of people's voices; an admin turns it on at run time).
+    audio_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # one audio file; larger: 413
+    audit_log_audio: bool = False  # keep the audio of speech requests under ARTIFACT_STORAGE_PATH/audio
+    audio_retention_days: int = Field(default=30, ge=1)  # stored audio older than this is deleted
     audit_flush_interval: float = Field(default=1.0, gt=0)
     audit_batch_size: int = Field(default=500, ge=1)
     audit_buffer_limit: int = Field(default=50_000, ge=100)  # records kept in memory during a database outage
@@ -124,6 +147,28 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value  # LOG_LEVEL=INFO is what people write
+
+    @field_validator('oidc_metadata_url')
+    @classmethod
+    def _metadata_over_https(cls, value: str) -> str:
+        # tokens and the client secret travel through it: http only for a provider on this machine (tests)
+        parts = urlsplit(value.strip())
+        loopback = (parts.hostname or '') in ('localhost', '127.0.0.1', '::1')
+        if value.strip() and (parts.scheme != 'https' and not (parts.scheme == 'http' and loopback)):
+            raise ValueError('must be an https URL (http only on localhost)')
+        return value.strip()
+
+    @field_validator('oidc_role_map')
+    @classmethod
+    def _role_map_is_json_object(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                raise ValueError('not JSON') from None
+            if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+                raise ValueError('not a JSON object of claim value -> role name') from None
+        return value
 
     @property
     def is_production(self) -> bool:

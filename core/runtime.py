@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # typing only: importing these pulls in the whole gateway
     import httpx
 
     from core.accounts.api_keys import ApiKeyAuthenticator
+    from core.admin.settings_sync import SettingsSync
     from core.config import Settings
     from core.db import Database
     from core.quotas.guard import QuotaGuard
@@ -43,8 +44,8 @@ class StreamedResponse(Protocol):
 class InferenceClient(Protocol):
     """Calls this process's own API as a user's key (known by its digest), streamed (app/loopback.py)."""
 
-    def stream(self, *, key_digest: str, path: str, body: dict[str, Any]
-               ) -> AbstractAsyncContextManager[StreamedResponse]: ...
+    def stream(self, *, key_digest: str, path: str, body: dict[str, Any] | None = None,
+               raw: tuple[bytes, str] | None = None) -> AbstractAsyncContextManager[StreamedResponse]: ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -65,6 +66,7 @@ class Runtime:
     api: InferenceClient  # the API itself, for the console's chat: every request takes the API's own path
     # Writes what the audit writer and the response store still hold in memory (before a user's data is erased).
     flush_writes: Callable[[], Awaitable[None]] | None = None
+    settings_sync: SettingsSync | None = None  # tells the other processes that a run-time setting changed
 
 
 _current: Runtime | None = None

@@ -1,4 +1,4 @@
-"""Secrets the gateway must send on (sidecar keys) are stored encrypted, never in the clear.
+"""Secrets the gateway must send on (sidecar keys, SSO client secrets) are stored encrypted, never in the clear.
 
 AES-256-GCM with a key derived from SECRET_KEY by HKDF-SHA256 (its own `info` label, so the derived key
 serves nothing else). Rotating SECRET_KEY makes stored secrets unreadable: re-enter them after a rotation.
@@ -23,8 +23,9 @@ class SecretBoxError(Exception):
 
 
 class SecretBox:
-    def __init__(self, secret_key: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret_key.encode())
+    def __init__(self, secret_key: str, *, info: bytes = _INFO) -> None:
+        """`info` labels what the derived key is for: each kind of secret gets a key of its own."""
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret_key.encode())
         self._aead = AESGCM(key)
 
     def seal(self, plaintext: str) -> str:

@@ -11,6 +11,7 @@ from pages import (
     admin_queue,
     admin_quota_requests,
     admin_settings,
+    admin_sso,
     admin_users,
     chat,
     dashboard,
@@ -18,12 +19,14 @@ from pages import (
     home,
     login,
     public_models,
+    sso,
 )
 
 
 def register_all() -> None:
     gate.install()
     session.install()  # its sign-in route
-    for page in (home, public_models, login, dashboard, chat, admin_overview, admin_nodes, admin_backends, admin_models,
-                 admin_users, admin_quota_requests, admin_queue, admin_audit, admin_log, admin_settings):
+    for page in (home, public_models, login, sso, dashboard, chat, admin_overview, admin_nodes, admin_backends,
+                 admin_models, admin_users, admin_sso, admin_quota_requests, admin_queue, admin_audit, admin_log,
+                 admin_settings):
         page.register()

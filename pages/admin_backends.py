@@ -135,7 +135,8 @@ class _BackendsPage:
             form: Fields = {
                 'name': ui.input('Name', validation=required(100)).mark('backend-name'),
                 'url': ui.input('URL', placeholder='http://gpu1:11434', validation=http_url('http://gpu1:11434')).mark('backend-url'),
-                'engine': ui.select({'ollama': 'Ollama', 'vllm': 'vLLM'}, label='Engine', value='ollama')
+                'engine': ui.select({'ollama': 'Ollama', 'vllm': 'vLLM', 'tts': 'Text to speech (Speaches, Kokoro)',
+                                     'stt': 'Speech to text (Speaches)'}, label='Engine', value='ollama')
                 .mark('backend-engine'),
                 'max_concurrent': ui.number('Max concurrent', value=4, min=1, max=4096, precision=0,
                                             validation=_between(1, 4096)).mark('backend-max'),

@@ -24,7 +24,9 @@ from core.quotas.limits import RoleLimits
 ROLE_FIELDS = (('scheduler_weight', 'Weight', 'role-weight', 1),
                ('token_budget', 'Token budget', 'role-budget', 0),
                ('rpm_limit', 'Requests/min', 'role-rpm', 0),
-               ('max_concurrent', 'Running', 'role-concurrency', 0))
+               ('max_concurrent', 'Running', 'role-concurrency', 0),
+               ('tts_char_budget', 'Speech chars', 'role-tts-chars', 0),
+               ('stt_seconds_budget', 'Audio seconds', 'role-stt-seconds', 0))
 
 
 class RolesSection:

@@ -42,7 +42,9 @@ from pages.admin_roles import whole_number
 QUOTA_FIELDS = (('scheduler_weight', 'Scheduler weight', 'quota-weight', 1),
                 ('token_budget', 'Token budget', 'quota-tokens', 0),
                 ('rpm_limit', 'Requests per minute', 'quota-rpm', 0),
-                ('max_concurrent', 'Running requests', 'quota-concurrency', 0))
+                ('max_concurrent', 'Running requests', 'quota-concurrency', 0),
+                ('tts_char_budget', 'Speech characters', 'quota-tts-chars', 0),
+                ('stt_seconds_budget', 'Transcribed seconds', 'quota-stt-seconds', 0))
 
 
 class UserDetail:
@@ -286,7 +288,9 @@ def _in_force(effective: EffectiveLimits) -> str:
         return f'unlimited {unit}' if value == 0 else f'{value:,} {unit}'
     return (f'In force: weight {values["scheduler_weight"]} · '
             f'{amount(values["token_budget"], "tokens per " + get_settings().quota_period)} · '
-            f'{amount(values["rpm_limit"], "requests per minute")} · {amount(values["max_concurrent"], "running")}')
+            f'{amount(values["rpm_limit"], "requests per minute")} · {amount(values["max_concurrent"], "running")} · '
+            f'{amount(values["tts_char_budget"], "characters of speech")} · '
+            f'{amount(values["stt_seconds_budget"], "seconds transcribed")}')
 
 
 def _forget_cached_keys() -> None:

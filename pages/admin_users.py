@@ -125,8 +125,11 @@ class _UsersPage:
             ui.label('active' if row.is_active else 'deactivated') \
                 .classes(f'{next(widths)} {"text-green-700" if row.is_active else "text-red-600"}') \
                 .mark(f'user-status-{row.username}')
-            ui.label(row.last_login_at.strftime('%Y-%m-%d %H:%M') if row.last_login_at else 'never') \
-                .classes(f'{next(widths)} text-sm opacity-70')
+            ui.label(row.sign_in).classes(f'{next(widths)} text-sm truncate').mark(f'user-sign-in-{row.username}')
+            last = f'{row.last_login_at:%Y-%m-%d %H:%M}' if row.last_login_at else 'never'
+            via = (row.last_login_method or '').replace('sso:', 'sso: ')
+            ui.label(f'{last} ({via})' if row.last_login_at and via else last) \
+                .classes(f'{next(widths)} text-sm opacity-70').mark(f'user-last-login-{row.username}')
             ui.button('Manage', on_click=lambda name=row.username: self._detail.open(name)) \
                 .props('flat dense').classes(next(widths)).mark(f'manage-{row.username}')
 
@@ -155,7 +158,7 @@ class _UsersPage:
 
 
 _COLUMNS = (('Username', 'w-36'), ('Name', 'w-40'), ('Email', 'flex-1'), ('Role', 'w-20'), ('Status', 'w-24'),
-            ('Last login', 'w-36'), ('', 'w-20'))
+            ('Signs in with', 'w-32'), ('Last login', 'w-44'), ('', 'w-20'))
 
 
 class _CreateForm:

@@ -12,6 +12,7 @@ files are stored by core.chat, scoped to the user: an id of someone else's conve
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import app as nicegui_app
@@ -28,10 +29,12 @@ from core.chat import ConversationNotFound, conversations, files
 from core.db import get_database
 from core.models import AttachmentKind, ChatAttachment, ChatMessage, ChatRole, Conversation
 from core.runtime import InferenceClient
+from pages import chat_voice
 from pages.chat_composer import Composer
 from pages.chat_settings import SettingsDialog
 from pages.chat_sidebar import ConversationList
 from pages.chat_turn import answer, start_turn
+from pages.chat_voice import ChatVoice
 
 CSS = '''
 .chat-code pre { margin: 0; padding: 0.75rem; border-radius: 0.5rem; overflow-x: auto; }
@@ -44,6 +47,8 @@ SCROLL_DOWN = ('if (window.innerHeight + window.scrollY >= document.body.scrollH
 
 
 def register() -> None:
+    chat_voice.register()
+
     @ui.page('/chat')
     async def chat_page() -> RedirectResponse | None:
         return await _build(None)
@@ -71,6 +76,7 @@ class ChatPage:
         self.stop: asyncio.Event | None = None  # set while an answer streams
         self._quiet = False  # showing a conversation's settings: not changes to save
         ui.add_css(CSS)
+        self.voice = ChatVoice(user_id, put_text=lambda text: self.composer.add_text(text))
         with ui.left_drawer(value=None, bordered=True).props('width=290 breakpoint=1023') \
                 .classes('bg-slate-50 dark:bg-slate-900 p-0').mark('conversation-drawer') as self.drawer:
             self.sidebar = ConversationList(user_id, on_open=self.open, on_new=self.new,
@@ -83,6 +89,7 @@ class ChatPage:
                     .mark('conversation-title')
                 ui.space()
                 self.picker = ModelPicker(self._model_changed)
+                self.voice.picker()
                 self.thinking = ui.switch('Thinking', on_change=self._thinking_changed).mark('thinking-toggle')
                 self.searching = ui.switch('Web search', on_change=self._search_changed).mark('search-toggle')
                 ui.button(icon='tune', on_click=self._open_settings).props('flat round') \
@@ -93,10 +100,13 @@ class ChatPage:
         with ui.footer().classes('chat-footer px-4 py-2'):
             self.composer = Composer(user_id, on_send=self.send, on_stop=self._stop,
                                      vision=lambda: bool(self.picker.model and self.picker.model.vision))
+            with self.composer.leading:
+                self.voice.mic_button()
         self.settings = SettingsDialog(self._save_settings)
 
     async def start(self, conversation_id: int | None) -> None:
         self._offer_models(None)
+        self.voice.refresh()
         await self.composer.restore()
         if conversation_id is not None:
             await self.open(conversation_id, navigate=False)
@@ -135,7 +145,7 @@ class ChatPage:
                 names.setdefault(attachment.message_id, []).append(attachment.filename)
         with self.messages:
             for message in messages:
-                _show_saved(message, names.get(message.id or 0, []))
+                _show_saved(message, names.get(message.id or 0, []), self.voice.speaker())
         self.sidebar.mark_current(conversation.id)
         if navigate:
             ui.navigate.history.replace(f'/chat/{conversation.id}')
@@ -304,7 +314,7 @@ class ChatPage:
         self.composer.clear()
         with self.messages:
             user_bubble(text, [a.filename for a in attachments])
-            bubble = AnswerBubble(model=model.name)
+            bubble = AnswerBubble(model=model.name, speak=self.voice.speaker())
         ui.run_javascript(SCROLL_DOWN)
         self.sidebar.mark_current(self.conversation.id)
         await self.sidebar.load()
@@ -327,11 +337,12 @@ class ChatPage:
         self.notice.visible = True
 
 
-def _show_saved(message: ChatMessage, files_sent: list[str]) -> None:
+def _show_saved(message: ChatMessage, files_sent: list[str],
+                speak: Callable[[str], Awaitable[None]] | None = None) -> None:
     if message.role == ChatRole.user:
         user_bubble(message.content, files_sent)
     elif message.role == ChatRole.assistant:
-        bubble = AnswerBubble(model=message.model)
+        bubble = AnswerBubble(model=message.model, speak=speak)
         bubble.finish(message.content, message.reasoning,
                       Outcome(prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens,
                               stopped=message.stopped, error=message.error, model=message.model),

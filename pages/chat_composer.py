@@ -45,6 +45,7 @@ class Composer:
                     .classes('hidden').mark('chat-upload')
                 self.attach = ui.button(icon='attach_file', on_click=lambda: self.upload.run_method('pickFiles')) \
                     .props('flat round').tooltip('Attach files: text, code, PDF, Word, images').mark('attach')
+                self.leading = ui.row().classes('gap-0')  # more buttons before the box (the microphone)
                 self.input = ui.textarea(placeholder='Message (Enter sends, Shift+Enter for a new line)',
                                          validation={f'At most {MESSAGE_MAX:,} characters':
                                                      lambda v: len(v or '') <= MESSAGE_MAX}) \
@@ -76,6 +77,11 @@ class Composer:
 
     def restore_text(self, text: str) -> None:
         self.input.value = text
+
+    def add_text(self, text: str) -> None:
+        """Text from elsewhere (a transcribed recording) after what is already typed."""
+        typed = (self.input.value or '').rstrip()
+        self.input.value = f'{typed} {text}' if typed else text
 
     async def _send(self) -> None:
         if not self.send.visible or not self.input.validate():

@@ -89,6 +89,7 @@ class Summary:
                 self.rpm = _stat('Requests per minute', 'limit-rpm')
                 self.concurrency = _stat('Running at once', 'limit-concurrency')
                 self.role = _stat('Role', 'usage-role')
+            self.speech = ui.label('').classes('text-sm').mark('usage-speech')
 
     async def load(self) -> None:
         async with get_database().session() as session:
@@ -110,6 +111,20 @@ class Summary:
         running = f' ({live.ledger.user_in_flight(self._user_id)} running now)' if live else ''
         self.concurrency.text = _limit(summary.max_concurrent) + running
         self.role.text = summary.role
+        self.speech.text = speech_line(summary)
+        self.speech.visible = bool(self.speech.text)
+
+
+def speech_line(summary: usage.AccountSummary) -> str:
+    """Speech in its own units, against its budgets; empty for someone who has no speech use and no speech budget."""
+    used, parts = summary.used, []
+    if used.speech_chars or summary.tts_char_budget:
+        budget = f' of {summary.tts_char_budget:,}' if summary.tts_char_budget else ''
+        parts.append(f'{used.speech_chars:,}{budget} characters read aloud')
+    if used.audio_seconds or summary.stt_seconds_budget:
+        budget = f' of {summary.stt_seconds_budget:,}' if summary.stt_seconds_budget else ''
+        parts.append(f'{used.audio_seconds:,.0f}{budget} seconds of audio transcribed')
+    return 'Speech: ' + ' · '.join(parts) if parts else ''
 
 
 class QuotaRequests:

@@ -17,7 +17,7 @@ from components.session import SESSION_START_PATH, signed_in
 
 # Pages anyone may open; everything else needs a session, and /admin an admin's.
 PUBLIC_PATHS = frozenset({'/', '/models', '/login', '/logout', SESSION_START_PATH})
-PUBLIC_PREFIXES = ('/_nicegui', '/favicon', '/static')
+PUBLIC_PREFIXES = ('/_nicegui', '/favicon', '/static', '/auth/')  # /auth/: single sign-on (pages/sso.py)
 FORBIDDEN = '<h1>403 Forbidden</h1><p>This page is for administrators. <a href="/dashboard">Your dashboard</a></p>'
 
 

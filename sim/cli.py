@@ -2,7 +2,8 @@
 
 `python -m sim sidecar --port N [--gpus 4 --key K ...]` runs the fake GPU sidecar (sim/sidecar.py);
 `python -m sim searxng --port N` and `python -m sim brave --port N --key K` the fake web search services
-(sim/search.py)."""
+(sim/search.py); `python -m sim speech --flavor speaches|kokoro|vllm --port N` (also as `tts` or `stt`) the fake
+speech server (sim/speech.py)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sim.sidecar import main as sidecar_main
 
         return sidecar_main(argv[1:])
+    if argv[:1] in (['speech'], ['tts'], ['stt']):  # the fake speech server (Speaches, Kokoro-FastAPI, vLLM Whisper)
+        from sim.speech import main as speech_main
+
+        return speech_main(argv[1:])
     if argv[:1] in (['searxng'], ['brave']):  # fake web search services: their own knobs and parser
         from sim.search import main as search_main
 

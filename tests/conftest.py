@@ -23,7 +23,7 @@ from core.accounts.sign_in import close_sign_in_guard
 from core.config import reset_settings
 from core.db import Database, dispose_database
 
-pytest_plugins = ['nicegui.testing.user_plugin']
+pytest_plugins = ['nicegui.testing.user_plugin', 'tests.oidc']  # tests.oidc: the SSO tests' provider
 
 _SETTINGS_ENV = ('DATABASE_URL', 'SECRET_KEY', 'REDIS_URL', 'MINDROUTER_ENV', 'ARTIFACT_STORAGE_PATH', 'DATA_DIR')
 

@@ -12,14 +12,16 @@ from core.db import Database
 from core.quotas import limits, quota_requests
 from core.quotas.guard import QuotaGuard, period_bounds
 from core.quotas.quota_requests import QuotaRequestCreate
+from core.quotas.speech import SpeechQuota, SpeechUnit
 
 router = APIRouter(prefix='/api/account', tags=['Account'])
 
 
 @router.get('/usage')
 async def usage(request: Request, caller: Caller) -> JSONResponse:
-    """What applies to me, and how much of my token budget this period I have used."""
+    """What applies to me, and how much of my token budget (and speech budgets) this period I have used."""
     quota: QuotaGuard = request.app.state.quota
+    speech: SpeechQuota = request.app.state.speech_quota
     database: Database = request.app.state.database
     async with database.session() as session:
         user = await accounts.get_user(session, username=caller.username)
@@ -28,6 +30,8 @@ async def usage(request: Request, caller: Caller) -> JSONResponse:
     return JSONResponse({'username': caller.username, 'role': effective.role, 'limits': effective.effective,
                          'period': quota.period, 'period_start': start, 'period_end': end,
                          'used_tokens': await quota.used_tokens(caller.user_id),
+                         'used_speech_chars': await speech.used(caller.user_id, SpeechUnit.chars),
+                         'used_audio_seconds': await speech.used(caller.user_id, SpeechUnit.seconds),
                          'running': request.app.state.ledger.user_in_flight(caller.user_id)})
 
 

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response, StreamingResponse
 
 from app.deps import require_admin
-from app.responses import JSONResponse
+from app.params import RowId
+from app.responses import STREAM_HEADERS, JSONResponse
 from core.accounts.api_keys import Principal
 from core.admin import cluster_actions
 from core.admin.cluster_actions import (
@@ -107,7 +108,7 @@ async def list_backends(request: Request) -> Any:
 
 
 @router.patch('/backends/{backend_id}', response_model=BackendPublic)
-async def update_backend(backend_id: int, payload: BackendPatch, request: Request, admin: Admin) -> Any:
+async def update_backend(backend_id: RowId, payload: BackendPatch, request: Request, admin: Admin) -> Any:
     """Change name, url, max_concurrent, node_id or gpu_indices; the models are re-discovered."""
     database: Database = request.app.state.database
     monitor: RegistryMonitor = request.app.state.monitor
@@ -122,7 +123,7 @@ async def update_backend(backend_id: int, payload: BackendPatch, request: Reques
 
 
 @router.delete('/backends/{backend_id}', status_code=204)
-async def delete_backend(backend_id: int, request: Request, admin: Admin) -> Response:
+async def delete_backend(backend_id: RowId, request: Request, admin: Admin) -> Response:
     """Remove a backend with its models and telemetry history; its audit rows keep its name. Refused (409)
     while requests run on it anywhere in the fleet: drain it first."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
@@ -133,7 +134,7 @@ async def delete_backend(backend_id: int, request: Request, admin: Admin) -> Res
 
 
 @router.post('/backends/{backend_id}/enable', response_model=BackendPublic)
-async def enable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def enable_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """Back into rotation, after a fresh check."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
     before = await _status(request, backend_id)
@@ -143,7 +144,7 @@ async def enable_backend(backend_id: int, request: Request, admin: Admin) -> Any
 
 
 @router.post('/backends/{backend_id}/disable', response_model=BackendPublic)
-async def disable_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def disable_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """Out of rotation now; requests already on it finish."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
     before = await _status(request, backend_id)
@@ -153,7 +154,7 @@ async def disable_backend(backend_id: int, request: Request, admin: Admin) -> An
 
 
 @router.post('/backends/{backend_id}/drain', response_model=BackendPublic)
-async def drain_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def drain_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """No new requests; the ones in flight finish; then the backend disables itself."""
     lifecycle: BackendLifecycle = request.app.state.lifecycle
     before = await _status(request, backend_id)
@@ -163,7 +164,7 @@ async def drain_backend(backend_id: int, request: Request, admin: Admin) -> Any:
 
 
 @router.post('/backends/{backend_id}/refresh', response_model=BackendPublic)
-async def refresh_backend(backend_id: int, request: Request, admin: Admin) -> Any:
+async def refresh_backend(backend_id: RowId, request: Request, admin: Admin) -> Any:
     """Re-discover the backend's models and health now."""
     monitor: RegistryMonitor = request.app.state.monitor
     before = await _status(request, backend_id)
@@ -192,10 +193,16 @@ class ModelName(BaseModel):
     stream: bool = True
 
 
-@router.post('/backends/{backend_id}/ollama/pull')
-async def pull_model(backend_id: int, payload: ModelName, request: Request, admin: Admin) -> Response:
+_PULL_ANSWERS: dict[int | str, dict[str, Any]] = {200: {'description': "Ollama's progress, one JSON object a line "
+                                                      '(`stream: false`: the last one, as JSON)', 'content': {
+    'application/x-ndjson': {'schema': {'type': 'object'}}, 'application/json': {'schema': {'type': 'object'}}}}}
+
+
+@router.post('/backends/{backend_id}/ollama/pull', response_model=None, responses=_PULL_ANSWERS)
+async def pull_model(backend_id: RowId, payload: ModelName, request: Request, admin: Admin) -> Response:
     """Pull a model onto an Ollama backend. Streams Ollama's progress as NDJSON (`stream: false`: one JSON
-    answer at the end); the backend's model list is refreshed when the pull succeeds."""
+    answer at the end); the backend's model list is refreshed when the pull succeeds. A refusal before the first
+    progress line (a malformed name, an unreachable backend) is an error status, not a 200 with an error line."""
     url = await _ollama_url(request, backend_id)
     client: httpx.AsyncClient = request.app.state.control_client
     monitor: RegistryMonitor = request.app.state.monitor
@@ -207,22 +214,29 @@ async def pull_model(backend_id: int, payload: ModelName, request: Request, admi
         await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         return JSONResponse(last)
 
+    pulling = ollama_models.pull(client, url, payload.model)
+    first = await anext(pulling, None)  # raises what refuses the pull before anything is sent
+
     async def progress_lines() -> AsyncIterator[bytes]:
         try:
-            async for progress in ollama_models.pull(client, url, payload.model):
+            if first is not None:
+                yield orjson.dumps(first) + b'\n'
+            async for progress in pulling:
                 yield orjson.dumps(progress) + b'\n'
         except MindRouterError as exc:
             yield orjson.dumps({'error': exc.message}) + b'\n'
             return
+        finally:
+            await pulling.aclose()  # a client gone mid-pull closes the connection to the backend now, not at GC
         await monitor.check(backend_id)
         await _record_model(request, admin, 'backend.model_pull', backend_id, after={'model': payload.model})
         yield orjson.dumps({'status': 'models refreshed'}) + b'\n'
 
-    return StreamingResponse(progress_lines(), media_type='application/x-ndjson')
+    return StreamingResponse(progress_lines(), media_type='application/x-ndjson', headers=STREAM_HEADERS)
 
 
 @router.post('/backends/{backend_id}/ollama/delete', response_model=BackendPublic)
-async def delete_model(backend_id: int, payload: ModelName, request: Request, admin: Admin) -> Any:
+async def delete_model(backend_id: RowId, payload: ModelName, request: Request, admin: Admin) -> Any:
     """Delete a model from an Ollama backend; the backend's model list is refreshed."""
     url = await _ollama_url(request, backend_id)
     client: httpx.AsyncClient = request.app.state.control_client

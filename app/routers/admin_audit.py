@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import StreamingResponse
 
 from app.deps import require_admin
+from app.params import Offset
 from app.responses import JSONResponse
 from core.audit import admin_log
 from core.audit import search as audit_search
@@ -23,7 +24,6 @@ from core.telemetry.queries import parse_time
 router = APIRouter(prefix='/api/admin', tags=['Admin'], dependencies=[Depends(require_admin)])
 
 Limit = Annotated[int, Query(ge=1, le=audit_search.PAGE_LIMIT_MAX)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def audit_filter(user: str | None = None, model: str | None = None, status: str | None = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from app.deps import require_admin
+from app.params import RowId
 from app.responses import JSONResponse
 from core.accounts import service as accounts
 from core.accounts.api_keys import Principal
@@ -63,7 +64,7 @@ async def list_quota_requests(request: Request, status: QuotaRequestStatus | Non
 
 
 @router.post('/quota-requests/{request_id}/approve')
-async def approve(request_id: int, decision: QuotaDecision, request: Request, admin: Admin) -> JSONResponse:
+async def approve(request_id: RowId, decision: QuotaDecision, request: Request, admin: Admin) -> JSONResponse:
     """Raise the user's limits to what was asked (or to the values given here), and say so."""
     async with _db(request).session() as session:
         decided = await quota_admin.decide_request(session, actor=_actor(admin), request_id=request_id,
@@ -72,7 +73,7 @@ async def approve(request_id: int, decision: QuotaDecision, request: Request, ad
 
 
 @router.post('/quota-requests/{request_id}/deny')
-async def deny(request_id: int, decision: QuotaDecision, request: Request, admin: Admin) -> JSONResponse:
+async def deny(request_id: RowId, decision: QuotaDecision, request: Request, admin: Admin) -> JSONResponse:
     async with _db(request).session() as session:
         decided = await quota_admin.decide_request(session, actor=_actor(admin), request_id=request_id,
                                                    approve=False, decision=decision)

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app.deps import require_admin
+from app.params import Offset
 from app.responses import JSONResponse
 from core.accounts import users
 from core.accounts.api_keys import ApiKeyAuthenticator, Principal
@@ -25,7 +26,7 @@ Admin = Annotated[Principal, Depends(require_admin)]
 
 
 @router.get('/users')
-async def list_users(request: Request, offset: Annotated[int, Query(ge=0)] = 0,
+async def list_users(request: Request, offset: Offset = 0,
                      limit: Annotated[int, Query(ge=1, le=users.MAX_PAGE_SIZE)] = users.PAGE_SIZE,
                      q: str | None = None, role: str | None = None, active: bool | None = None) -> JSONResponse:
     """One page of users by username; `q` searches username, email and full name; `total` counts all matches."""

@@ -61,7 +61,7 @@ async def list_models(request: Request, caller: Caller) -> JSONResponse:
     data: list[dict[str, Any]] = [
         {'type': 'model', 'id': entry.info.name,
          'display_name': f'{entry.info.name} → {entry.alias_for}' if entry.alias_for else entry.info.name,
-         'created_at': '1970-01-01T00:00:00Z'} for entry in registry.catalog()]
+         'created_at': '1970-01-01T00:00:00Z'} for entry in registry.catalog(speech=False)]
     return JSONResponse({'data': data, 'has_more': False, 'first_id': data[0]['id'] if data else None,
                          'last_id': data[-1]['id'] if data else None})
 

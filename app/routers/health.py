@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from app.client_address import is_local_caller
@@ -22,12 +24,25 @@ router = APIRouter(tags=['Health'])
 _READY_TIMEOUT = 3.0  # seconds; a probe that hangs is worse than one that fails
 
 
-@router.get('/healthz', response_class=JSONResponse)
+class Health(BaseModel):
+    status: Literal['ok']
+
+
+class Readiness(BaseModel):
+    """`database`, `schema` and `reason` only for an admin key or a caller on this machine."""
+
+    status: Literal['ready', 'unavailable']
+    database: str | None = None
+    schema_revision: str | None = Field(default=None, alias='schema')
+    reason: str | None = None
+
+
+@router.get('/healthz', response_model=None, responses={200: {'model': Health}})
 async def healthz() -> JSONResponse:
     return JSONResponse({'status': 'ok'})
 
 
-@router.get('/readyz', response_class=JSONResponse)
+@router.get('/readyz', response_model=None, responses={200: {'model': Readiness}, 503: {'model': Readiness}})
 async def readyz(request: Request) -> JSONResponse:
     """`ready` or `unavailable` (503) for anyone; where the database is and why it is unavailable only for an
     admin key or a caller on this machine, since it maps the deployment for an attacker."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.deps import require_admin
+from app.params import RowId
 from core.accounts.api_keys import Principal
 from core.admin.cluster_actions import Actor, log_action, node_fields, node_target
 from core.db import Database
@@ -68,7 +69,7 @@ async def list_nodes(request: Request) -> Any:
 
 
 @router.post('/{node_id}/refresh', response_model=NodePublic)
-async def refresh_node(node_id: int, request: Request, admin: Admin) -> Any:
+async def refresh_node(node_id: RowId, request: Request, admin: Admin) -> Any:
     poller: NodePoller = request.app.state.node_poller
     database: Database = request.app.state.database
     async with database.session() as session:
@@ -80,7 +81,7 @@ async def refresh_node(node_id: int, request: Request, admin: Admin) -> Any:
 
 
 @router.delete('/{node_id}', status_code=204)
-async def delete_node(node_id: int, request: Request, admin: Admin) -> Response:
+async def delete_node(node_id: RowId, request: Request, admin: Admin) -> Response:
     """Refused (409) while backends run on the node."""
     database: Database = request.app.state.database
     async with database.session() as session:

@@ -74,7 +74,7 @@ async def embeddings(exchange: Exchange) -> Response:
 async def tags(request: Request, caller: Caller) -> JSONResponse:
     registry: RegistryView = request.app.state.registry
     return JSONResponse({'models': [_tag(entry.info) | ({'alias_for': entry.alias_for} if entry.alias_for else {})
-                                    for entry in registry.catalog()]})
+                                    for entry in registry.catalog(speech=False)]})
 
 
 @router.get('/ps')

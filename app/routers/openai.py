@@ -97,4 +97,5 @@ def _model(entry: CatalogEntry) -> dict[str, Any]:
     info = entry.info
     return {'id': info.name, 'object': 'model', 'created': 0, 'owned_by': 'mindrouter',
             'context_length': info.context_length, 'modality': modality(info.capabilities),
-            'capabilities': sorted(info.capabilities)} | ({'alias_for': entry.alias_for} if entry.alias_for else {})
+            'capabilities': sorted(info.capabilities)} | ({'alias_for': entry.alias_for} if entry.alias_for else {}) \
+        | ({'voices': info.voices} if info.voices else {})

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from app.deps import require_admin
+from app.params import RowId
 from app.responses import JSONResponse
 from core.db import Database
 from core.errors import InvalidRequest
@@ -32,7 +33,7 @@ async def overview(request: Request) -> JSONResponse:
 
 
 @router.get('/nodes/{node_id}/history')
-async def node_history(node_id: int, request: Request, since: str | None = None, until: str | None = None,
+async def node_history(node_id: RowId, request: Request, since: str | None = None, until: str | None = None,
                        step: Annotated[int | None, Query(ge=1, le=86_400)] = None) -> JSONResponse:
     """The node's GPU samples in [since, until) (default: the last hour), per GPU and for the node as a whole;
     with `step`, averaged into buckets of that many seconds."""

@@ -40,6 +40,8 @@ class Principal:
     rpm_limit: int = 0  # requests per minute; 0: unlimited
     max_concurrent: int = 0  # requests running at once; 0: unlimited
     key_rpm_limit: int | None = None  # requests per minute through this key, when the key has its own limit
+    tts_char_budget: int = 0  # characters read aloud per quota period; 0: unlimited (core.quotas.speech)
+    stt_seconds_budget: int = 0  # seconds of audio transcribed per quota period; 0: unlimited
 
 
 PrincipalLoader = Callable[[str], Awaitable[Principal | None]]

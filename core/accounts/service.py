@@ -135,7 +135,9 @@ def principal_loader(database: Database) -> PrincipalLoader:
                   func.coalesce(col(QuotaOverride.scheduler_weight), col(Role.scheduler_weight)),
                   func.coalesce(col(QuotaOverride.token_budget), col(Role.token_budget)),
                   func.coalesce(col(QuotaOverride.rpm_limit), col(Role.rpm_limit)),
-                  func.coalesce(col(QuotaOverride.max_concurrent), col(Role.max_concurrent)), col(ApiKey.rpm_limit))
+                  func.coalesce(col(QuotaOverride.max_concurrent), col(Role.max_concurrent)), col(ApiKey.rpm_limit),
+                  func.coalesce(col(QuotaOverride.tts_char_budget), col(Role.tts_char_budget)),
+                  func.coalesce(col(QuotaOverride.stt_seconds_budget), col(Role.stt_seconds_budget)))
         .join(User, col(ApiKey.user_id) == col(User.id))
         .join(Role, col(User.role_id) == col(Role.id))
         .outerjoin(QuotaOverride, col(QuotaOverride.user_id) == col(User.id))
@@ -148,7 +150,7 @@ def principal_loader(database: Database) -> PrincipalLoader:
         if row is None:
             return None
         stored, key_id, status, expires_at, user_id, username, active, role, is_admin, *limits = row
-        weight, budget, rpm, concurrent, key_rpm = limits
+        weight, budget, rpm, concurrent, key_rpm, tts_chars, stt_seconds = limits
         # MariaDB's default collations compare case-insensitively and ignore trailing spaces: insist on
         # the exact bytes, in constant time.
         if not digests_match(stored, digest):
@@ -157,7 +159,8 @@ def principal_loader(database: Database) -> PrincipalLoader:
         expires = expires_at.timestamp() if expires_at else None
         return Principal(key_id=key_id, key_status=status, key_expires_at=expires, user_id=user_id, username=username,
                          user_active=active, role=role, is_admin=is_admin, scheduler_weight=weight,
-                         token_budget=budget, rpm_limit=rpm, max_concurrent=concurrent, key_rpm_limit=key_rpm)
+                         token_budget=budget, rpm_limit=rpm, max_concurrent=concurrent, key_rpm_limit=key_rpm,
+                         tts_char_budget=tts_chars, stt_seconds_budget=stt_seconds)
     return load
 
 

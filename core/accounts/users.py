@@ -25,7 +25,7 @@ from core.accounts.service import (  # the account rules, so that forms can say 
 from core.admin.cluster_actions import Actor  # who acts, through which door: one notion for every admin change
 from core.audit import admin_log
 from core.errors import DuplicateUser, InvalidRequest
-from core.models import ApiKey, ApiKeyStatus, Role, User, utcnow
+from core.models import ApiKey, ApiKeyStatus, ExternalIdentity, Role, User, utcnow
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
@@ -44,12 +44,22 @@ class UserRow:
     has_password: bool  # False: API keys only (or single sign-on), no web login
     created_at: datetime
     last_login_at: datetime | None
+    last_login_method: str | None = None  # 'password' or 'sso:<provider>'
+    sso_providers: tuple[str, ...] = ()  # the single sign-on providers the user has signed in through
+
+    @property
+    def sign_in(self) -> str:
+        """How the user signs in, in words: 'password', 'sso: oidc', 'password, sso: oidc', or 'API keys only'."""
+        ways = (['password'] if self.has_password else []) + ([f'sso: {", ".join(self.sso_providers)}']
+                                                             if self.sso_providers else [])
+        return ', '.join(ways) or 'API keys only'
 
     def to_json(self) -> dict[str, Any]:
         return {'id': self.id, 'username': self.username, 'email': self.email, 'full_name': self.full_name,
                 'role': self.role, 'is_admin': self.is_admin, 'is_active': self.is_active,
                 'has_password': self.has_password, 'created_at': self.created_at.isoformat(),
-                'last_login_at': self.last_login_at.isoformat() if self.last_login_at else None}
+                'last_login_at': self.last_login_at.isoformat() if self.last_login_at else None,
+                'last_login_method': self.last_login_method, 'sso_providers': list(self.sso_providers)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,15 +134,18 @@ async def list_users(session: AsyncSession, *, q: str | None = None, role: str |
     conditions = _conditions(q=q, role=role, active=active)
     total = int((await session.exec(select(func.count()).select_from(User).join(Role).where(*conditions))).one())
     query = select(User, Role).join(Role).where(*conditions).order_by(col(User.username))
-    rows = await session.exec(query.offset(offset).limit(limit))
-    return UserPage(rows=[_row(user, role_row) for user, role_row in rows], total=total, offset=offset, limit=limit)
+    found = list(await session.exec(query.offset(offset).limit(limit)))
+    providers = await _sso_providers(session, [user.id for user, _ in found if user.id is not None])
+    return UserPage(rows=[_row(user, role_row, providers.get(user.id or 0, ())) for user, role_row in found],
+                    total=total, offset=offset, limit=limit)
 
 
 async def get_user_row(session: AsyncSession, *, username: str) -> UserRow:
     user = await accounts.get_user(session, username=username)
     role = await session.get(Role, user.role_id)
     assert role is not None  # the foreign key restricts deletes
-    return _row(user, role)
+    assert user.id is not None
+    return _row(user, role, (await _sso_providers(session, [user.id])).get(user.id, ()))
 
 
 async def create_user(session: AsyncSession, *, actor: Actor, data: UserCreate) -> UserRow:
@@ -246,11 +259,25 @@ def _public(row: UserRow) -> dict[str, Any]:
     return {'role': row.role, 'is_active': row.is_active, 'email': row.email, 'full_name': row.full_name}
 
 
-def _row(user: User, role: Role) -> UserRow:
+def _row(user: User, role: Role, sso_providers: tuple[str, ...] = ()) -> UserRow:
     assert user.id is not None
     return UserRow(id=user.id, username=user.username, email=user.email, full_name=user.full_name, role=role.name,
                    is_admin=role.is_admin, is_active=user.is_active, has_password=user.password_hash is not None,
-                   created_at=user.created_at, last_login_at=user.last_login_at)
+                   created_at=user.created_at, last_login_at=user.last_login_at,
+                   last_login_method=user.last_login_method, sso_providers=sso_providers)
+
+
+async def _sso_providers(session: AsyncSession, user_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """user id -> the single sign-on providers of its identities (core.models.sso), for one page of users."""
+    if not user_ids:
+        return {}
+    found: dict[int, tuple[str, ...]] = {}
+    rows = await session.exec(select(ExternalIdentity.user_id, ExternalIdentity.provider)
+                              .where(col(ExternalIdentity.user_id).in_(user_ids)).distinct())
+    for user_id, provider in sorted(rows, key=lambda row: (row[0] or 0, row[1])):
+        if user_id is not None:
+            found[user_id] = (*found.get(user_id, ()), provider)
+    return found
 
 
 def _key_row(key: ApiKey, owner: str) -> KeyRow:

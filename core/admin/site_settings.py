@@ -5,8 +5,8 @@ The environment (and `.env`) sets every setting at start; a value stored here wi
 is assigned to the live `Settings` object that the request path reads per request. Resetting a setting deletes
 the stored value and puts the environment's back. Every change and reset is written to the admin log.
 
-Only this process's `Settings` object changes at once; other worker processes pick the stored value up at their
-next start.
+The process that takes the change applies it at once; every other worker and replica follows within seconds
+(core.admin.settings_sync: a Redis message, and a periodic re-read of the table).
 
 Secrets (kind `secret`, e.g. brave_api_key) are stored encrypted (core.secretbox) and never shown: the listing
 says `(hidden)` when one is set, and the admin log records a short fingerprint, never the value. URLs are shown
@@ -28,6 +28,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import runtime
 from core.audit import admin_log
 from core.config import Settings, get_settings
 from core.db import Database, get_database
@@ -72,6 +73,9 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
                   'deleted; the audit rows stay. 0: kept forever.'),
     Editable('audit_metadata_retention_days', 'Audit record retention (days)', 'int', minimum=0, maximum=36_500,
              help='Audit rows (who, when, model, tokens, status) older than this are deleted. 0: kept forever.'),
+    Editable('audit_log_audio', 'Keep the audio of speech requests', 'bool',
+             help='Store the speech produced and the files transcribed under ARTIFACT_STORAGE_PATH/audio, next to the '
+             'audit row (deleted after the audio retention).'),
     Editable('telemetry_retention_days', 'Telemetry retention (days)', 'int', minimum=1, maximum=36_500,
              help='GPU and backend telemetry history older than this is deleted.'),
     Editable('search_provider', 'Web search provider', 'choice', choices=('none', 'searxng', 'brave'),
@@ -80,6 +84,9 @@ EDITABLE: dict[str, Editable] = {rule.name: rule for rule in (
              help="Base URL of a SearXNG instance whose settings.yml lists json under search.formats; empty: none."),
     Editable('brave_api_key', 'Brave Search API key', 'secret',
              help='Subscription token for the Brave Search API; never shown once saved. Empty: none.'),
+    Editable('local_login', 'Local (password) sign-in', 'bool',
+             help='Username and password sign-in on the login page. Off: single sign-on only; '
+                  '`mindrouter local-login on` turns it back on from the shell.'),
     Editable('search_timeout', 'Web search timeout (seconds)', 'float', minimum=1, maximum=300,
              help='Seconds one call to the search provider may take before the search answers 504.'),
 )}
@@ -239,6 +246,7 @@ async def change(session: AsyncSession, settings: Settings, *, name: str, value:
                            commit=False)
     await session.commit()  # the stored value and its record stand or fall together
     setattr(settings, name, new)
+    await _announce(name)
     return await _state(session, settings, name)
 
 
@@ -258,6 +266,7 @@ async def reset(session: AsyncSession, settings: Settings, *, name: str, actor_i
                            commit=False)
     await session.commit()
     setattr(settings, name, value)
+    await _announce(name)
     return await _state(session, settings, name)
 
 
@@ -360,6 +369,13 @@ def _number(value: Any) -> float | None:
     else:
         return None
     return number if math.isfinite(number) else None
+
+
+async def _announce(name: str) -> None:
+    """The other processes of a running gateway re-read the settings now (core.admin.settings_sync)."""
+    live = runtime.current()
+    if live is not None and live.settings_sync is not None:
+        await live.settings_sync.announce(name)
 
 
 def _box(settings: Settings) -> SecretBox:

@@ -38,7 +38,7 @@ _LIST_COLUMNS: tuple[Any, ...] = (
     RequestLog.id, RequestLog.request_id, RequestLog.created_at, RequestLog.user_id, RequestLog.endpoint,
     RequestLog.model, RequestLog.backend_name, RequestLog.stream, RequestLog.status, RequestLog.http_status,
     RequestLog.prompt_tokens, RequestLog.completion_tokens, RequestLog.queue_ms, RequestLog.ttft_ms,
-    RequestLog.total_ms, RequestLog.schema_valid)
+    RequestLog.total_ms, RequestLog.schema_valid, RequestLog.speech_chars, RequestLog.audio_seconds)
 
 
 class RequestLogNotFound(NotFound):
@@ -276,4 +276,5 @@ def _export_row(entry: RequestLog, username: str | None) -> dict[str, Any]:
             'endpoint': entry.endpoint, 'model': entry.model, 'requested_model': entry.requested_model,
             'status': entry.status,
             'prompt': parse_prompt(entry.prompt), 'response': entry.response,
-            'prompt_tokens': entry.prompt_tokens, 'completion_tokens': entry.completion_tokens}
+            'prompt_tokens': entry.prompt_tokens, 'completion_tokens': entry.completion_tokens,
+            'speech_chars': entry.speech_chars, 'audio_seconds': entry.audio_seconds}

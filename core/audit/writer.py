@@ -48,6 +48,9 @@ class AuditRecord:
     prompt: str | None = None
     response: str | None = None
     schema_valid: bool | None = None
+    speech_chars: int = 0
+    audio_seconds: float = 0.0
+    audio_path: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     completed_at: datetime | None = None
 

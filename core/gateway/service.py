@@ -236,6 +236,10 @@ class Gateway:
         return Answered(response, backend, timing)
 
     def _unfit_for_chat(self, request: ChatRequest) -> frozenset[int]:
+        serving = self._registry.serving(request.model)
+        if serving and all(b.models[request.model].is_speech for b in serving):
+            raise InvalidRequest(f"The model '{request.model}' is a speech model: it is served by /v1/audio/speech "
+                                 "or /v1/audio/transcriptions, not by chat or completions.", param='model')
         if not request.has_images:
             return frozenset()
         return self._unfit(request.model, 'vision', "does not accept images; use a multimodal model (see /v1/models, "

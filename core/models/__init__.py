@@ -22,6 +22,7 @@ from core.models.nodes import Node, NodeBase, NodeStatus
 from core.models.quotas import QuotaOverride, QuotaRequest, QuotaRequestStatus
 from core.models.responses import StoredResponse
 from core.models.site_settings import SiteSetting
+from core.models.sso import ExternalIdentity, SsoProvider
 from core.models.telemetry import BackendSample, GpuSample
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     'ChatRole',
     'Conversation',
     'Engine',
+    'ExternalIdentity',
     'GpuSample',
     'JobLease',
     'ModelAlias',
@@ -57,6 +59,7 @@ __all__ = [
     'RoleName',
     'RolePublic',
     'SiteSetting',
+    'SsoProvider',
     'StoredResponse',
     'User',
     'UserPublic',

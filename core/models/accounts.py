@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, String, UniqueConstraint
+from sqlalchemy import BigInteger, String
 from sqlmodel import Field, SQLModel
 
 from core.models.base import UtcDateTime, utcnow
@@ -26,6 +26,8 @@ class RoleBase(SQLModel):
     token_budget: int = Field(default=0, ge=0, sa_type=BigInteger)  # tokens per budget period; 0 = unlimited
     rpm_limit: int = Field(default=60, ge=0)  # requests per minute; 0 = unlimited
     max_concurrent: int = Field(default=4, ge=0)  # requests in flight at once; 0 = unlimited
+    tts_char_budget: int = Field(default=0, ge=0, sa_type=BigInteger)  # characters spoken per period; 0 = unlimited
+    stt_seconds_budget: int = Field(default=0, ge=0, sa_type=BigInteger)  # audio seconds per period; 0 = unlimited
     is_admin: bool = False
 
 
@@ -53,16 +55,14 @@ class UserBase(SQLModel):
 
 class User(UserBase, table=True):
     __tablename__ = 'users'
-    __table_args__ = (UniqueConstraint('sso_provider', 'sso_subject'),)
 
     id: int | None = Field(default=None, primary_key=True)
     role_id: int = Field(foreign_key='roles.id', ondelete='RESTRICT', index=True)
-    password_hash: str | None = Field(default=None, max_length=255)  # None: SSO-only account
-    sso_provider: str | None = Field(default=None, max_length=32)
-    sso_subject: str | None = Field(default=None, max_length=255)
+    password_hash: str | None = Field(default=None, max_length=255)  # None: SSO-only account (core.models.sso)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     last_login_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_login_method: str | None = Field(default=None, max_length=40)  # 'password' or 'sso:<provider>'
     dark_mode: bool | None = None  # the web console's theme; None: follow the browser
 
 

@@ -46,5 +46,9 @@ class RequestLog(SQLModel, table=True):
     prompt: str | None = Field(default=None, sa_type=LongText)  # AUDIT_LOG_PROMPTS
     response: str | None = Field(default=None, sa_type=LongText)  # AUDIT_LOG_RESPONSES
     schema_valid: bool | None = None  # a structured answer matched the client's schema; None: none was asked for
+    # Speech, in its own units (core.quotas.speech): characters read aloud (TTS), seconds of audio heard (STT).
+    speech_chars: int = 0
+    audio_seconds: float = 0.0
+    audio_path: str | None = Field(default=None, max_length=255)  # the stored audio, relative to ARTIFACT_STORAGE_PATH
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

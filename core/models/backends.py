@@ -1,4 +1,4 @@
-"""Inference backends (Ollama or vLLM endpoints) and the models each one serves."""
+"""Inference backends (Ollama, vLLM, or OpenAI-compatible speech servers) and the models each one serves."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from core.models.base import UtcDateTime, utcnow
 
 class Engine(StrEnum):
     ollama = 'ollama'
-    vllm = 'vllm'
+    vllm = 'vllm'  # also serves speech-to-text when its model is a transcription model (Whisper)
+    tts = 'tts'  # an OpenAI-compatible text-to-speech server: Speaches, Kokoro-FastAPI
+    stt = 'stt'  # an OpenAI-compatible speech-to-text server: Speaches (faster-whisper)
+
+    @property
+    def speech_only(self) -> bool:
+        """Engines that serve /v1/audio/* and nothing else."""
+        return self in (Engine.tts, Engine.stt)
 
 
 class BackendStatus(StrEnum):

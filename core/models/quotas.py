@@ -21,6 +21,8 @@ class QuotaOverride(SQLModel, table=True):
     rpm_limit: int | None = Field(default=None, ge=0)
     max_concurrent: int | None = Field(default=None, ge=0)
     scheduler_weight: int | None = Field(default=None, ge=1)
+    tts_char_budget: int | None = Field(default=None, ge=0, sa_type=BigInteger)
+    stt_seconds_budget: int | None = Field(default=None, ge=0, sa_type=BigInteger)
     note: str = Field(default='', max_length=255)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 

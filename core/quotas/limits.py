@@ -15,7 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.errors import UnknownRole
 from core.models import QuotaOverride, Role, User, utcnow
 
-LIMIT_FIELDS = ('scheduler_weight', 'token_budget', 'rpm_limit', 'max_concurrent')
+LIMIT_FIELDS = ('scheduler_weight', 'token_budget', 'rpm_limit', 'max_concurrent', 'tts_char_budget',
+                'stt_seconds_budget')
 
 
 class RoleLimits(SQLModel):
@@ -25,6 +26,8 @@ class RoleLimits(SQLModel):
     token_budget: int | None = Field(default=None, ge=0)
     rpm_limit: int | None = Field(default=None, ge=0)
     max_concurrent: int | None = Field(default=None, ge=0)
+    tts_char_budget: int | None = Field(default=None, ge=0)  # characters read aloud per quota period
+    stt_seconds_budget: int | None = Field(default=None, ge=0)  # seconds of audio transcribed per quota period
 
 
 class UserLimits(SQLModel):
@@ -34,6 +37,8 @@ class UserLimits(SQLModel):
     token_budget: int | None = Field(default=None, ge=0)
     rpm_limit: int | None = Field(default=None, ge=0)
     max_concurrent: int | None = Field(default=None, ge=0)
+    tts_char_budget: int | None = Field(default=None, ge=0)
+    stt_seconds_budget: int | None = Field(default=None, ge=0)
     note: str = Field(default='', max_length=255)
 
 

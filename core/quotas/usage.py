@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Date, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import load_only
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -30,6 +31,8 @@ class Totals:
     requests: int
     prompt_tokens: int
     completion_tokens: int
+    speech_chars: int = 0  # characters read aloud (text to speech)
+    audio_seconds: float = 0.0  # seconds of audio transcribed (speech to text)
 
     @property
     def tokens(self) -> int:
@@ -76,13 +79,17 @@ _ROW_FIELDS = tuple(RequestRow.__dataclass_fields__)  # the columns a page of re
 async def totals(session: AsyncSession, *, user_id: int, since: datetime, until: datetime | None = None) -> Totals:
     """Requests and tokens of the user in [since, until); with since = the quota period's start this is the
     figure the token budget is checked against (core.quotas.guard reads the same sum)."""
-    query = select(func.count(), func.coalesce(func.sum(col(RequestLog.prompt_tokens)), 0),
-                   func.coalesce(func.sum(col(RequestLog.completion_tokens)), 0)) \
+    query = sa_select(func.count(), func.coalesce(func.sum(col(RequestLog.prompt_tokens)), 0),
+                      func.coalesce(func.sum(col(RequestLog.completion_tokens)), 0),
+                      func.coalesce(func.sum(col(RequestLog.speech_chars)), 0),
+                      func.coalesce(func.sum(col(RequestLog.audio_seconds)), 0)) \
         .where(col(RequestLog.user_id) == user_id, col(RequestLog.created_at) >= since)
     if until is not None:
         query = query.where(col(RequestLog.created_at) < until)
-    requests, prompt, completion = (await session.exec(query)).one()
-    return Totals(requests=int(requests), prompt_tokens=int(prompt), completion_tokens=int(completion))
+    # Through the session's connection: SQLModel's select() is typed for at most four columns.
+    requests, prompt, completion, chars, seconds = (await (await session.connection()).execute(query)).one()
+    return Totals(requests=int(requests), prompt_tokens=int(prompt), completion_tokens=int(completion),
+                  speech_chars=int(chars), audio_seconds=float(seconds))
 
 
 async def daily(session: AsyncSession, *, user_id: int, days: int, today: date) -> list[DayUsage]:
@@ -163,6 +170,8 @@ class AccountSummary:
     token_budget: int  # 0: unlimited
     rpm_limit: int  # 0: unlimited
     max_concurrent: int  # 0: unlimited
+    tts_char_budget: int = 0  # characters read aloud per period; 0: unlimited
+    stt_seconds_budget: int = 0  # seconds of audio transcribed per period; 0: unlimited
 
     @property
     def budget_fraction(self) -> float | None:
@@ -183,4 +192,6 @@ async def account_summary(session: AsyncSession, *, user_id: int, period: Period
     return AccountSummary(username=user.username, role=effective.role, period=period, period_start=start,
                           period_end=end, used=used, token_budget=effective.effective['token_budget'],
                           rpm_limit=effective.effective['rpm_limit'],
-                          max_concurrent=effective.effective['max_concurrent'])
+                          max_concurrent=effective.effective['max_concurrent'],
+                          tts_char_budget=effective.effective['tts_char_budget'],
+                          stt_seconds_budget=effective.effective['stt_seconds_budget'])

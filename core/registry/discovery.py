@@ -1,4 +1,5 @@
-"""Ask an engine what it serves: Ollama `/api/tags` + `/api/show`, vLLM `/v1/models`."""
+"""Ask an engine what it serves: Ollama `/api/tags` + `/api/show`, vLLM `/v1/models`, speech servers (Speaches,
+Kokoro-FastAPI) `/v1/models` + `/v1/audio/voices`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import httpx
 
 from core.models import Engine
-from core.registry.families import vllm_capabilities
+from core.registry.families import speech_capabilities, vllm_capabilities
 
 _SHOW_CONCURRENCY = 4  # /api/show calls in flight per backend during discovery
 
@@ -44,6 +45,8 @@ async def discover(client: httpx.AsyncClient, url: str, engine: str, *, timeout:
             return await _discover_ollama(client, base, timeout)
         if engine == Engine.vllm:
             return await _discover_vllm(client, base, timeout)
+        if engine in (Engine.tts, Engine.stt):
+            return await _discover_speech(client, base, engine, timeout)
     except httpx.HTTPStatusError as exc:
         raise DiscoveryError(f'{exc.request.url} answered HTTP {exc.response.status_code}') from exc
     except httpx.HTTPError as exc:
@@ -93,6 +96,42 @@ async def _discover_vllm(client: httpx.AsyncClient, base: str, timeout: float) -
     with contextlib.suppress(httpx.HTTPError):
         version = (await _get_json(client, f'{base}/version', timeout)).get('version')
     return Discovery(models=models, version=version)
+
+
+async def _discover_speech(client: httpx.AsyncClient, base: str, engine: str, timeout: float) -> Discovery:
+    """A speech server's models, what each does (Speaches says `task`; Kokoro-FastAPI says nothing: its names and
+    the engine decide), and the voices of its text-to-speech models (`/v1/audio/voices`, when it has it)."""
+    listing = await _get_json(client, f'{base}/v1/models', timeout)
+    models = []
+    for entry in listing['data']:
+        name = str(entry['id'])
+        task = entry.get('task') if isinstance(entry.get('task'), str) else None
+        models.append(DiscoveredModel(name=name, capabilities=speech_capabilities(name, task=task, engine=engine),
+                                      details={'owned_by': entry.get('owned_by'), 'task': task}))
+    if any('speech' in m.capabilities for m in models):
+        voices: dict[str | None, list[str]] = {}
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, TypeError):  # voices unknown: any is sent on
+            for entry in (await _get_json(client, f'{base}/v1/audio/voices', timeout)).get('voices') or []:
+                voice, owner = _voice(entry)
+                if voice:
+                    voices.setdefault(owner, []).append(voice)
+        for found in models:
+            listed = voices.get(found.name, []) + voices.get(None, [])
+            if 'speech' in found.capabilities and listed:
+                found.details['voices'] = sorted(set(listed))
+    return Discovery(models=models)
+
+
+def _voice(entry: object) -> tuple[str | None, str | None]:
+    """(voice, model it belongs to or None for every model) from a voice listing's entry: Kokoro-FastAPI's
+    `{"id", "name"}` or legacy plain string, Speaches' `{"voice_id"/"name", "model_id"}`."""
+    if isinstance(entry, str):
+        return entry, None
+    if isinstance(entry, dict):
+        name = entry.get('voice_id') or entry.get('id') or entry.get('name')
+        model = entry.get('model_id')
+        return (str(name) if name else None), (str(model) if model else None)
+    return None, None
 
 
 async def _get_json(client: httpx.AsyncClient, url: str, timeout: float) -> dict[str, Any]:

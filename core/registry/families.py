@@ -4,7 +4,8 @@ Ollama reports capabilities (`/api/show`: completion, tools, thinking, vision, e
 `/v1/models` does not, so for vLLM the families below decide. Names are matched lowercased, on substrings,
 because served names carry organisations, sizes and tags (`Qwen/Qwen3-8B-AWQ`, `qwen3:0.6b`).
 
-The capability names are Ollama's, plus `rerank` (a cross-encoder behind /v1/rerank and /v1/score).
+The capability names are Ollama's, plus `rerank` (a cross-encoder behind /v1/rerank and /v1/score), `speech`
+(text to speech, /v1/audio/speech) and `transcription` (speech to text, /v1/audio/transcriptions and translations).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class Reasoning(StrEnum):
     always = 'always'  # DeepSeek-R1, QwQ: always reasons; nothing to send
 
 
+_TRANSCRIPTION = ('whisper', 'parakeet', 'canary', 'voxtral', 'granite-speech', '-asr', 'asr-', 'stt', 'wav2vec')
+_SPEECH = ('tts', 'kokoro', 'piper', 'xtts', 'orpheus', 'bark', 'chatterbox', 'melo', 'f5-', 'sesame', 'csm-')
 _EMBEDDING = ('embed', 'bge-', 'bge_', 'e5-', 'gte-', 'minilm')
 _RERANK = ('rerank', 'cross-encoder', 'ms-marco')
 _VISION = ('-vl', 'vl-', '_vl', 'vision', 'llava', 'pixtral', 'gemma-3-', 'gemma3', 'minicpm-v', 'internvl',
@@ -38,6 +41,8 @@ _NO_THINKING = ('instruct-2507', 'qwen3-coder', 'qwen3-embedding', 'qwen3-rerank
 def vllm_capabilities(name: str) -> list[str]:
     """Capabilities of a model served by vLLM, from its name (vLLM's model list carries no task)."""
     lowered = name.lower()
+    if any(marker in lowered for marker in _TRANSCRIPTION):
+        return ['transcription']  # vLLM serving Whisper: /v1/audio/transcriptions and /v1/audio/translations
     if any(marker in lowered for marker in _RERANK):
         return ['rerank']
     if any(marker in lowered for marker in _EMBEDDING):
@@ -72,9 +77,28 @@ def _known_reasoning(lowered: str) -> Reasoning | None:
     return None
 
 
+def speech_capabilities(name: str, *, task: str | None, engine: str) -> list[str]:
+    """Capabilities of a model on a speech server: what it says its task is (Speaches' `task`), else its family
+    name, else what the engine it runs on does (a `tts` server speaks, an `stt` server transcribes)."""
+    if task == 'text-to-speech':
+        return ['speech']
+    if task == 'automatic-speech-recognition':
+        return ['transcription']
+    lowered = name.lower()
+    if any(marker in lowered for marker in _TRANSCRIPTION):
+        return ['transcription']
+    if any(marker in lowered for marker in _SPEECH):
+        return ['speech']
+    return ['speech'] if engine == 'tts' else ['transcription']
+
+
 def modality(capabilities: Iterable[str]) -> str:
-    """The one word /v1/models shows: embedding, reranking, multimodal or chat."""
+    """The one word /v1/models shows: tts, stt, embedding, reranking, multimodal or chat."""
     caps = set(capabilities)
+    if 'speech' in caps:
+        return 'tts'
+    if 'transcription' in caps:
+        return 'stt'
     if 'rerank' in caps:
         return 'reranking'
     if 'embedding' in caps and 'completion' not in caps:

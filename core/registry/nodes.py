@@ -33,6 +33,9 @@ async def register_node(session: AsyncSession, *, data: NodeBase, sidecar_key: s
     if not sidecar_key:
         raise InvalidRequest('sidecar_key is required: the SIDECAR_SECRET_KEY the node\'s sidecar runs with',
                              param='sidecar_key')
+    if not (sidecar_key.isascii() and sidecar_key.isprintable()):  # it travels as an HTTP header value
+        raise InvalidRequest('sidecar_key must be printable ASCII: it is sent to the sidecar as the X-Sidecar-Key '
+                             'header', param='sidecar_key')
     url = data.sidecar_url.rstrip('/')
     clash = (await session.exec(select(Node).where((Node.name == data.name) | (Node.sidecar_url == url)))).first()
     if clash is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ from core.errors import InvalidRequest, NotFound, UpstreamError
 _PULL_TIMEOUT = httpx.Timeout(10.0, read=None)
 
 
-async def pull(client: httpx.AsyncClient, url: str, model: str) -> AsyncIterator[dict[str, Any]]:
+async def pull(client: httpx.AsyncClient, url: str, model: str) -> AsyncGenerator[dict[str, Any], None]:
     """Ollama's progress objects as they come (`{"status": ..., "total", "completed"}`), ending with
     `{"status": "success"}`; an `{"error": ...}` object from Ollama is raised as UpstreamError."""
     _require(model)

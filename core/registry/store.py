@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,7 +39,8 @@ class BackendNotFound(NotFound):
 
 def validate_backend(data: BackendBase) -> None:
     if data.engine not in {engine.value for engine in Engine}:
-        raise InvalidRequest(f"engine must be 'ollama' or 'vllm', not {data.engine!r}", param='engine')
+        known = ', '.join(repr(engine.value) for engine in Engine)
+        raise InvalidRequest(f'engine must be one of {known}, not {data.engine!r}', param='engine')
     parts = urlsplit(data.url)
     if parts.scheme not in {'http', 'https'} or not parts.netloc:
         raise InvalidRequest(f'url must be an http(s) URL like http://gpu1:11434, not {data.url!r}', param='url')
@@ -125,7 +127,12 @@ async def update_backend(session: AsyncSession, *, backend_id: int, changes: Bac
     """Apply an admin's edit; the same rules as registration, nothing written if any field is wrong."""
     backend = await get_backend(session, backend_id=backend_id)
     fields = changes.model_dump(exclude_unset=True)
-    candidate = BackendBase(**{**backend.model_dump(include=set(BackendBase.model_fields)), **fields})
+    try:  # BackendUpdate lets every field be left out, and a client may send null for one that needs a value
+        candidate = BackendBase(**{**backend.model_dump(include=set(BackendBase.model_fields)), **fields})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = '.'.join(str(part) for part in first['loc'])
+        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
     validate_backend(candidate)
     candidate.url = candidate.url.rstrip('/')
     others = select(Backend).where(col(Backend.id) != backend_id,
@@ -278,8 +285,9 @@ async def set_context_override(session: AsyncSession, *, model: str, context_len
     return await _save_model_setting(session, model, context_length_override=context_length)
 
 
-# The capability names requests are routed by (core.registry.families; `rerank` only on vLLM).
-CAPABILITIES = ('completion', 'tools', 'thinking', 'vision', 'embedding', 'rerank')
+# The capability names requests are routed by (core.registry.families; `rerank` only on vLLM; `speech` and
+# `transcription` behind /v1/audio/*).
+CAPABILITIES = ('completion', 'tools', 'thinking', 'vision', 'embedding', 'rerank', 'speech', 'transcription')
 
 
 async def set_capabilities_override(session: AsyncSession, *, model: str, capabilities: list[str] | None

@@ -10,6 +10,8 @@ from typing import Any
 from core.models import BackendStatus
 from core.registry.engine_load import EngineLoad
 
+_SPEECH_CAPABILITIES = frozenset({'speech', 'transcription'})
+
 
 @dataclass(slots=True, frozen=True)
 class ModelInfo:
@@ -26,6 +28,17 @@ class ModelInfo:
     @property
     def is_embedding(self) -> bool:
         return 'embedding' in self.capabilities
+
+    @property
+    def is_speech(self) -> bool:
+        """A text-to-speech or speech-to-text model (served only through /v1/audio/*)."""
+        return bool(self.capabilities & _SPEECH_CAPABILITIES)
+
+    @property
+    def voices(self) -> list[str] | None:
+        """A text-to-speech model's voices, as its server listed them; None when it did not say."""
+        voices = self.details.get('voices')
+        return [str(v) for v in voices] if isinstance(voices, list) and voices else None
 
     def effective_context(self, cap: int) -> int | None:
         """The context a request gets: the admin's override, else the model's own maximum capped at `cap`;
@@ -161,13 +174,14 @@ class RegistryView:
         """Every backend that lists the (resolved) model, whatever its health."""
         return self._by_model.get(model, [])
 
-    def catalog(self, *, include_aliases: bool = True) -> list[CatalogEntry]:
+    def catalog(self, *, include_aliases: bool = True, speech: bool = True) -> list[CatalogEntry]:
         """Every model a healthy backend serves, then (unless told not to) every alias in force, as an entry
-        named by the alias that carries its target's details and says which model answers it."""
+        named by the alias that carries its target's details and says which model answers it. `speech=False`
+        leaves out the speech models (text-to-speech, speech-to-text), for catalogs of dialects with no audio API."""
         entries = []
         for name in sorted(self._by_model):
             healthy = tuple(backend for backend in self._by_model[name] if backend.healthy)
-            if healthy:
+            if healthy and (speech or not healthy[0].models[name].is_speech):
                 entries.append(CatalogEntry(info=healthy[0].models[name], backends=healthy))
         if include_aliases:
             served = {entry.info.name: entry for entry in entries}

@@ -28,3 +28,18 @@ def chat_cost(request: ChatRequest, *, default_completion: int) -> int:
 
 def embedding_cost(request: EmbeddingRequest) -> int:
     return max(1, sum(len(text) for text in request.inputs) // CHARS_PER_TOKEN)
+
+
+# Speech shares the fair-share clock with text, in token-equivalents: text read aloud at four characters a token
+# (what the engine tokenizes it into), and audio at the 25 tokens a second Whisper's encoder-decoder spends on it
+# (its 30-second window is 1,500 encoder positions, of which the decoder attends a fraction; an estimate of the
+# work, not a count of output words).
+AUDIO_TOKENS_PER_SECOND = 25
+
+
+def speech_cost(text: str) -> int:
+    return max(1, len(text) // CHARS_PER_TOKEN)
+
+
+def transcription_cost(seconds: float) -> int:
+    return max(1, round(seconds * AUDIO_TOKENS_PER_SECOND))

@@ -33,6 +33,10 @@ class GatewayMetrics:
         self.overhead = Histogram('mindrouter_gateway_overhead_seconds',
                                   'Gateway time excluding queue and backend (what X-MindRouter-Overhead-Ms says)',
                                   buckets=_OVERHEAD_BUCKETS, registry=self.registry)
+        self.speech_chars = Counter('mindrouter_speech_characters', 'Characters of text read aloud (text to speech), '
+                                    'by model', ['model'], registry=self.registry)
+        self.audio_seconds = Counter('mindrouter_audio_seconds', 'Seconds of audio transcribed or translated (speech '
+                                     'to text), by model', ['model'], registry=self.registry)
         self.registry.register(_ClusterCollector(registry_view, queue_depth))
         if gpu_snapshots is not None:
             self.registry.register(_GpuCollector(gpu_snapshots))
@@ -47,6 +51,13 @@ class GatewayMetrics:
             self.tokens.labels(model, 'completion').inc(completion_tokens)
         if overhead_s is not None:
             self.overhead.observe(overhead_s)
+
+    def observe_speech(self, *, model: str, chars: int, seconds: float) -> None:
+        """Speech in its own units, next to the request counted by `observe`."""
+        if chars:
+            self.speech_chars.labels(model).inc(chars)
+        if seconds:
+            self.audio_seconds.labels(model).inc(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -143,10 +143,14 @@ def _sampling(d: v.JsonObject, req: ChatRequest) -> None:
 def _prompt(raw: object) -> str:
     if raw is None:
         raise InvalidRequest("Missing required parameter: 'prompt'.", param='prompt')
+    if isinstance(raw, list) and len(raw) == 1:
+        raw = raw[0]
     if isinstance(raw, str):
+        # Ollama reads an empty prompt as "load the model" and generates nothing (vLLM refuses one): sent on, it
+        # looked like a failing backend and took it out of rotation for everyone for a few seconds.
+        if not raw:
+            raise InvalidRequest("'prompt' must not be empty: there is nothing to complete.", param='prompt')
         return raw
-    if isinstance(raw, list) and len(raw) == 1 and isinstance(raw[0], str):
-        return raw[0]
     if isinstance(raw, list) and raw and all(isinstance(p, str) for p in raw):
         raise InvalidRequest("Only one prompt per request is supported; send each prompt separately.",
                              param='prompt')

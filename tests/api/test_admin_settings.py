@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from app.factory import create_api_app
 from core.admin import site_settings
+from core.admin.settings_sync import SettingsSync
 from core.admin.site_settings import mask_url
 from core.config import Settings, reset_settings
 from core.db import Database
@@ -45,9 +46,9 @@ async def test_the_listing_says_where_each_value_comes_from_and_hides_secrets(ad
     assert response.status_code == 200
     listing = response.json()
     assert {entry['name'] for entry in listing['editable']} == {
-        'context_length_cap', 'ollama_override_num_ctx', 'audit_log_prompts', 'audit_log_responses',
+        'context_length_cap', 'ollama_override_num_ctx', 'audit_log_prompts', 'audit_log_responses', 'audit_log_audio',
         'audit_content_retention_days', 'audit_metadata_retention_days', 'telemetry_retention_days',
-        'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout'}
+        'search_provider', 'searxng_url', 'brave_api_key', 'search_timeout', 'local_login'}
     cap = editable(listing, 'context_length_cap')
     assert (cap['value'], cap['environment_value'], cap['source']) == (16384, 16384, 'environment')
     assert editable(listing, 'audit_log_prompts')['source'] == 'default'
@@ -92,6 +93,27 @@ async def test_a_stored_change_outlives_a_restart(database: Database, app_env: d
     application = create_api_app()  # the environment still says 16384: the stored change wins
     async with LifespanManager(application):
         assert application.state.settings.context_length_cap == 2048
+
+
+async def test_another_process_follows_a_change_and_a_reset_at_its_next_re_read(
+        admin: httpx.AsyncClient, database: Database) -> None:
+    """The fallback without Redis: another process's settings follow the table at its periodic re-read (the Redis
+    message that makes it immediate is proven on real processes in tests/multiprocess)."""
+    other = Settings()  # another worker's live settings: the environment's values
+    sync = SettingsSync(database, other, interval=3600)
+    await sync.start()
+    try:
+        assert await sync.refresh() == []  # nothing changed since it started
+        assert (await admin.put('/api/admin/settings/context_length_cap', json={'value': 4096})).status_code == 200
+        assert (await admin.put('/api/admin/settings/search_provider', json={'value': 'brave'})).status_code == 200
+        assert sorted(await sync.refresh()) == ['context_length_cap', 'search_provider']
+        assert (other.context_length_cap, other.search_provider) == (4096, 'brave')
+
+        assert (await admin.delete('/api/admin/settings/context_length_cap')).status_code == 200
+        assert await sync.refresh() == ['context_length_cap']
+        assert (other.context_length_cap, other.search_provider) == (16384, 'brave')  # the environment's again
+    finally:
+        await sync.stop()
 
 
 async def test_a_reset_returns_to_the_environments_value(admin: httpx.AsyncClient, database: Database) -> None:

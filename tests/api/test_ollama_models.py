@@ -35,3 +35,15 @@ async def test_only_ollama_backends_manage_models(admin: httpx.AsyncClient) -> N
                                     json={'name': 'v', 'url': engine.url, 'engine': 'vllm'})).json()
         refused = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/pull', json={'model': 'x'})
         assert refused.status_code == 400 and 'Ollama' in refused.json()['error']['message']
+
+
+async def test_a_pull_refused_before_its_first_progress_line_is_an_error_status_not_a_200(
+        admin: httpx.AsyncClient) -> None:
+    """Found by Schemathesis (tests/hostile/test_fuzz.py): a malformed name used to stream a 200 with an error line."""
+    async with SimServer('ollama') as engine:
+        backend = (await admin.post('/api/admin/backends/register',
+                                    json={'name': 'gpu1', 'url': engine.url, 'engine': 'ollama'})).json()
+        bad = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/pull', json={'model': '', 'stream': True})
+        assert bad.status_code == 400 and bad.json()['error']['param'] == 'model'
+    gone = await admin.post(f'/api/admin/backends/{backend["id"]}/ollama/pull', json={'model': 'gemma3:1b'})
+    assert gone.status_code == 502 and gone.json()['error']['message'].startswith('the pull from')

@@ -202,6 +202,7 @@ async def test_every_response_carries_the_gateway_headers(admin: httpx.AsyncClie
             assert header in response.headers
         if stream:
             assert response.headers['content-type'].startswith('text/event-stream')
+            assert response.headers['x-accel-buffering'] == 'no'  # a buffering proxy (nginx) passes tokens on at once
             assert response.text.startswith('event: response.created\ndata: ')
 
 

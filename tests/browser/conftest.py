@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,16 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope='module')
 def browser() -> Iterator[webdriver.Chrome]:
+    with chromium() as driver:
+        yield driver
+
+
+@contextmanager
+def chromium(*arguments: str) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium (`arguments`: more command-line switches, without the dashes), quit at the end."""
     binary, driver_path = chromium_paths()
     options = webdriver.ChromeOptions()
-    for argument in ('headless=new', 'no-sandbox', 'disable-dev-shm-usage', 'window-size=1400,1000'):
+    for argument in ('headless=new', 'no-sandbox', 'disable-dev-shm-usage', 'window-size=1400,1000', *arguments):
         options.add_argument(argument)
     options.binary_location = binary
     options.set_capability('goog:loggingPrefs', {'browser': 'ALL'})  # console messages, CSP violations among them

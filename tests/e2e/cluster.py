@@ -47,10 +47,12 @@ def cli(env: dict[str, str], *args: str) -> str:
 @contextmanager
 def running_cluster(root: Path, engines: dict[str, tuple[str, list[str]]], *,
                     settings: dict[str, str] | None = None, unlimited: bool = False,
-                    admin_password: str | None = None) -> Iterator[Cluster]:
-    """`engines`: backend name -> (engine kind, extra `python -m sim` arguments). A user `alice` (faculty)
-    holds `key`; `root` (admin) holds `admin_key`. `unlimited` lifts alice's request limits (a test suite sends
-    far more requests a minute than a person); `admin_password` lets `root` sign in to the console."""
+                    admin_password: str | None = None, sim_kinds: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """`engines`: backend name -> (engine kind, extra `python -m sim` arguments); `sim_kinds` names the fake to
+    run where it is not the engine's own (`python -m sim speech --flavor vllm` behind a `vllm` backend). A user
+    `alice` (faculty) holds `key`; `root` (admin) holds `admin_key`. `unlimited` lifts alice's request limits (a
+    test suite sends far more requests a minute than a person); `admin_password` lets `root` sign in to the console.
+    """
     env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'warning', 'AUDIT_FLUSH_INTERVAL': '0.2',
            **(settings or {})}
     env.pop('DATABASE_URL', None)
@@ -59,7 +61,8 @@ def running_cluster(root: Path, engines: dict[str, tuple[str, list[str]]], *,
         for name, (engine, args) in engines.items():
             port = free_port()
             sims[name] = f'http://127.0.0.1:{port}'
-            stack.enter_context(running([sys.executable, '-m', 'sim', engine, '--port', str(port), *args], env,
+            kind = (sim_kinds or {}).get(name, engine)
+            stack.enter_context(running([sys.executable, '-m', 'sim', kind, '--port', str(port), *args], env,
                                         log_path=root / f'{name}.log', ready_url=f'{sims[name]}/_sim/config'))
         cli(env, 'migrate')
         cli(env, 'create-user', 'root', '--role', 'admin', *(('--password', admin_password) if admin_password else ()))

@@ -21,22 +21,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(command: list[str], env: dict[str, str], *, log_path: Path,
-            ready_url: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server process until the block ends (SIGTERM, so it shuts down cleanly); output goes to a file
-    because an unread pipe would block it."""
+def running(command: list[str], env: dict[str, str], *, log_path: Path, ready_url: str | None,
+            ready_within: float = 120) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process until the block ends (SIGTERM, so it shuts down cleanly, unless the block ended it
+    already); output goes to a file because an unread pipe would block it. Without `ready_url` the block starts at
+    once (start several, then `wait_until_ready` for each: they come up side by side). The 120 s allowed by default
+    only matter on a busy shared host, where importing the app in several processes at once took over a minute."""
     with log_path.open('w') as log, subprocess.Popen(command, env=env, cwd=REPO, stdout=log,
                                                      stderr=subprocess.STDOUT) as process:
         try:
-            _wait_until_ready(ready_url, process, log_path)
+            if ready_url is not None:
+                wait_until_ready(ready_url, process, log_path, ready_within)
             yield process
         finally:
-            process.terminate()
-            process.wait(timeout=20)
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=40)
 
 
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 90  # generous: a loaded CI machine starts workers slowly
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, within: float = 120) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f'{url}: process exited with {process.returncode}:\n{log_path.read_text()}')

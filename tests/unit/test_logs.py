@@ -12,7 +12,7 @@ import orjson
 from starlette.requests import Request
 
 from app.inference import Exchange
-from app.logs import REQUEST_ID, JsonFormatter, TextFormatter
+from app.logs import REQUEST_ID, DropFormats, JsonFormatter, TextFormatter, logging_config
 from core.accounts.api_keys import Principal
 
 ALICE = Principal(key_id=7, key_status='active', key_expires_at=None, user_id=3, username='alice', user_active=True,
@@ -102,3 +102,23 @@ async def test_the_text_format_puts_the_request_id_on_the_first_line_before_a_tr
     assert first.endswith(f'ERROR mindrouter.registry: relay failed [{request_id}]')
     assert datetime.fromisoformat(first.split(' ')[0]).tzinfo == UTC
     assert rest[0].startswith('Traceback') and rest[-1] == 'RuntimeError: engine went away'
+
+
+
+def test_websocket_frames_and_handshake_headers_are_never_logged_even_at_debug() -> None:
+    """websockets dumps every frame of the console's websocket at debug: a password typed at sign-in, the session
+    cookie of the handshake. The filter sits on the one handler, so it holds for whichever logger websockets gets;
+    the other debug lines still come through. (End to end: tests/hostile/test_log_secrets.py.)"""
+    config = logging_config('debug', 'json')
+    assert config['handlers']['stderr']['filters'] == ['wire_dumps']
+    spec = dict(config['filters']['wire_dumps'])
+    assert spec.pop('()') == 'app.logs.DropFormats'
+    wire_dumps = DropFormats(**spec)
+
+    def passes(message: str, *args: object) -> bool:
+        return wire_dumps.filter(logging.LogRecord('uvicorn.error', logging.DEBUG, __file__, 1, message, args, None))
+
+    assert not passes('< %s', "TEXT '42[\"event\",{\"args\":[\"hunter2-password\"]}]' [68 bytes]")
+    assert not passes('> %s', "TEXT '42[\"update\"]' [16 bytes]")
+    assert not passes('< %s: %s', 'Cookie', 'session=signed-session-id')
+    assert passes('%s - "WebSocket %s" [accepted]', '127.0.0.1:5000', '/_nicegui_ws/socket.io/')

@@ -255,6 +255,8 @@ def test_bad_chat_input_names_the_parameter(body: object, param: str | None) -> 
     ({'model': 'm'}, 'prompt'),
     ({'model': 'm', 'prompt': ['a', 'b']}, 'prompt'),
     ({'model': 'm', 'prompt': [1, 2, 3]}, 'prompt'),
+    ({'model': 'm', 'prompt': ''}, 'prompt'),  # Ollama would load the model and answer nothing (Schemathesis found)
+    ({'model': 'm', 'prompt': [''], 'suffix': 'end'}, 'prompt'),
     ({'model': 'm', 'prompt': 'a', 'echo': True}, 'echo'),
     ({'model': 'm', 'prompt': 'a', 'best_of': 3}, 'best_of'),
     ({'model': 'm', 'prompt': 'a', 'logprobs': 2}, 'logprobs'),
