@@ -33,7 +33,6 @@ from core.models import utcnow
 log = logging.getLogger('mindrouter')
 
 SHUTDOWN_MARGIN = 5.0  # seconds uvicorn waits past the streams' grace before it cancels what still runs
-WORKER_HEALTHCHECK_TIMEOUT = 120  # seconds (a dead worker is seen at once: this is for a silent one)
 EXIT_BAD_INPUT = 2
 EXIT_ENVIRONMENT = 1
 
@@ -156,10 +155,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
                 # Streams get SHUTDOWN_GRACE_SECONDS and then end with an error event (app/shutdown.py); whatever
                 # still runs a little later (a request waiting in the queue) is cancelled by uvicorn itself.
                 timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds + SHUTDOWN_MARGIN),
-                # uvicorn kills a worker that has not answered its ping within 5 s, and a worker still importing
-                # on a busy host (measured here: 5 to over 30 s at load 8-12 on two cores) was killed and started
-                # again, in a loop: it answers its first ping only once it has imported the app.
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT)
+                timeout_worker_healthcheck=settings.worker_healthcheck_timeout)
     return 0
 
 

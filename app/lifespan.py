@@ -147,7 +147,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = Gateway(registry=registry, picker=scheduler, upstream=upstream, adapters=adapter_for,
                                 max_attempts=settings.backend_max_attempts,
                                 settings=settings,  # context cap and num_ctx override read live
-                                cooldown=settings.backend_cooldown, on_failure=monitor.check_soon)
+                                cooldown=settings.backend_cooldown, on_failure=monitor.check_soon,
+                                on_ollama_timings=monitor.note_ollama_timings)
     app.state.speech = SpeechGateway(app.state.gateway)
     app.state.images = ImageFetcher(
         max_bytes=settings.image_max_bytes, timeout=settings.image_fetch_timeout,

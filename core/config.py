@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     gc_freeze: bool = True
     # SIGTERM: streams running get this long to finish, then end with their dialect's error event (docs/cluster.md)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0, le=3600)
+    # `serve --workers N`: seconds a worker may take to answer the supervisor's health ping before it is killed and
+    # replaced. A worker answers its first ping only once it has imported the app: on a busy host (5 to over 30 s
+    # at load 8-12 on two cores) uvicorn's own 5 s killed every worker in a loop and the gateway never came up. A
+    # worker that dies is still seen at once; this only bounds how long a silent one is waited for.
+    worker_healthcheck_timeout: int = Field(default=120, ge=1)
     # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
     # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
     login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock

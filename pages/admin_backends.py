@@ -1,10 +1,11 @@
 """/admin/backends: every Ollama and vLLM endpoint with its live state, and what an admin does to one.
 
 The table shows each backend's engine, URL, status, models, requests in flight (all workers), limits, node and
-GPUs and last error; one timer per page updates the cells in place, so a drain shows its requests finishing and
-the row turning disabled without a reload. Register, edit, enable, disable, drain, refresh, delete, and (Ollama)
-pull or delete a model all go through core.admin.cluster_actions: the admin API's services, written to the admin
-log.
+GPUs and last error, and under the limit any evidence that the engine queues requests of its own below it
+(core.registry.capacity) with a one-click fix; one timer per page updates the cells in place, so a drain shows
+its requests finishing and the row turning disabled without a reload. Register, edit, enable, disable, drain,
+refresh, delete, (Ollama) pull or delete a model, and apply the advice all go through core.admin.cluster_actions:
+the admin API's services, written to the admin log.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from core.db import get_database
 from core.errors import InvalidRequest, MindRouterError
 from core.models import Backend, BackendBase, BackendModel, BackendStatus, BackendUpdate, Engine
 from core.registry import nodes, store
+from core.registry.capacity import CapacityAdvice
 from core.runtime import current
 
 REFRESH_SECONDS = 1.0  # in-flight counts and drains move fast; one small query a second per open page
@@ -59,7 +61,17 @@ class _Row:
                 self.badge = ui.badge('').mark(f'{mark}-status')
                 self.progress = ui.label('').classes('text-xs text-orange-700').mark(f'{mark}-progress')
             self.model_count, self.in_flight = _td(marker=f'{mark}-models'), _td(marker=f'{mark}-inflight')
-            self.max, self.priority, self.node = _td(marker=f'{mark}-max'), _td(marker=f'{mark}-priority'), _td()
+            with ui.element('td').classes('p-2'):
+                self.max = ui.label('').mark(f'{mark}-max')
+                self.advice = ui.column().classes('gap-1 text-xs text-orange-800 max-w-xs').mark(f'{mark}-advice')
+                with self.advice:
+                    self.advice_text = ui.label('').mark(f'{mark}-advice-text')
+                    with ui.row().classes('gap-1'):
+                        self.apply = ui.button('', on_click=lambda: page.apply_advice(backend_id)) \
+                            .props('dense size=sm color=warning').mark(f'{mark}-advice-apply')
+                        ui.button('Dismiss', on_click=lambda: page.dismiss_advice(backend_id)) \
+                            .props('dense flat size=sm').mark(f'{mark}-advice-dismiss')
+            self.priority, self.node = _td(marker=f'{mark}-priority'), _td()
             self.error = _td('text-xs text-red-600 max-w-xs break-words', marker=f'{mark}-error')
             with ui.element('td').classes('p-2'), ui.button(icon='more_vert').props('flat round dense') \
                     .mark(f'{mark}-actions'), ui.menu():
@@ -86,6 +98,11 @@ class _Row:
         self.model_count.text = str(len(models))
         self.in_flight.text = str(in_flight)
         self.max.text, self.priority.text = str(backend.max_concurrent), str(backend.priority)
+        advice = CapacityAdvice.from_json(backend.capacity_advice)
+        self.advice.visible = advice is not None and advice.applies_to(backend.max_concurrent)
+        if advice is not None and self.advice.visible:
+            self.advice_text.text = f'Requests queue inside the engine: {advice.evidence}.'
+            self.apply.text = f'Set max to {advice.suggested}'
         gpus = 'all GPUs' if backend.gpu_indices is None else 'GPU ' + ', '.join(map(str, backend.gpu_indices))
         self.node.text = f'{node} · {gpus}' if backend.node_id is not None else '—'
         self.error.text = backend.last_error or ''
@@ -235,6 +252,16 @@ class _BackendsPage:
             done = await self._run(lambda actor: actions.set_backend_state(runtime(), actor, backend_id, action))
         if done is not None:
             ui.notify(f'{name}: {"checked, " if action == "refresh" else ""}{done.status}.')
+
+    @admin_handler
+    async def apply_advice(self, backend_id: int) -> None:
+        done = await self._run(lambda actor: actions.apply_capacity_advice(actions.live_runtime(), actor, backend_id))
+        if done is not None:
+            ui.notify(f'{done.name}: max_concurrent is now {done.max_concurrent}.', type='positive')
+
+    @admin_handler
+    async def dismiss_advice(self, backend_id: int) -> None:
+        await self._run(lambda actor: actions.dismiss_capacity_advice(actions.live_runtime(), actor, backend_id))
 
     @admin_handler
     async def remove(self, backend_id: int) -> None:

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--queue-limit', type=int, help='requests allowed to wait for a slot (default: unlimited)')
     parser.add_argument('--fault', choices=FAULTS)
     parser.add_argument('--fault-after-tokens', type=int, default=3)
+    parser.add_argument('--fault-rate', type=float, default=1.0, help='share of requests (0..1) that get the fault')
     parser.add_argument('--fault-scope', choices=FAULT_SCOPES, default='inference')
     parser.add_argument('--embedding-dim', type=int, default=16)
     parser.add_argument('--context-length', type=int, default=8192)
@@ -59,6 +60,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         models=models,
         ttft_ms=args.ttft_ms,
         token_delay_ms=args.token_delay_ms,
+        fault_rate=args.fault_rate,
         tokens=args.tokens,
         max_concurrency=args.max_concurrency,
         queue_limit=args.queue_limit,

@@ -40,6 +40,7 @@ class SimConfig:
     queue_limit: int | None = None
     fault: str | None = None
     fault_after_tokens: int = 3  # for die_mid_stream
+    fault_rate: float = 1.0  # the share of requests (0..1, drawn per request) that get `fault`
     fault_scope: str = 'inference'
     embedding_dim: int = 16
     context_length: int = 8192  # vLLM max_model_len; Ollama <arch>.context_length and /api/ps context_length
@@ -101,6 +102,8 @@ class SimConfig:
             raise ValueError('max_concurrency must be >= 0 (0 = unlimited)')
         if self.queue_limit is not None and self.queue_limit < 0:
             raise ValueError('queue_limit must be >= 0')
+        if not 0.0 <= self.fault_rate <= 1.0:
+            raise ValueError('fault_rate must be between 0 and 1')
         if self.fault is not None and self.fault not in FAULTS:
             raise ValueError(f'fault must be one of {", ".join(FAULTS)} or null')
         if self.tool_call is not None and not (
@@ -112,7 +115,7 @@ class SimConfig:
 
 
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(SimConfig))
-_FLOATS = frozenset({'ttft_ms', 'token_delay_ms', 'load_ms'})
+_FLOATS = frozenset({'ttft_ms', 'token_delay_ms', 'load_ms', 'fault_rate'})
 _INTS = frozenset(
     {'tokens', 'fault_after_tokens', 'embedding_dim', 'context_length', 'thinking_tokens', 'max_concurrency'}
 )

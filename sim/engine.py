@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import re
 import time
 from collections.abc import AsyncGenerator, Sequence
@@ -175,6 +176,7 @@ class BaseEngine:
         self.config = config
         self.stats = stats
         self.slots = Slots(config, stats)
+        self._fault_draw = random.Random(0)  # which requests get the fault when fault_rate < 1 (repeatable)
         self.router = Router(self._counted(self.not_found, False), self._counted(self.method_not_allowed, False))
         self.router.add('GET', '/_sim/config', self._get_config)
         self.router.add('POST', '/_sim/config', self._post_config)
@@ -274,7 +276,7 @@ class BaseEngine:
         outcome = 'cancelled'
         try:
             config = self.config
-            cut = config.fault_after_tokens if config.fault == 'die_mid_stream' else -1
+            cut = config.fault_after_tokens if config.fault == 'die_mid_stream' and self._faulty() else -1
             if config.ttft_ms > 0:
                 await asyncio.sleep(config.ttft_ms / 1000)
             delay = config.token_delay_ms / 1000
@@ -310,7 +312,7 @@ class BaseEngine:
         outcome = 'cancelled'
         try:
             n = job.step_count()
-            cut = config.fault_after_tokens if config.fault == 'die_mid_stream' else -1
+            cut = config.fault_after_tokens if config.fault == 'die_mid_stream' and self._faulty() else -1
             shown = n if cut < 0 else min(cut, n)
             delay_ms = config.ttft_ms + config.token_delay_ms * max(shown - 1, 0)
             first_at = time.perf_counter_ns() + int(config.ttft_ms * 1e6)
@@ -334,8 +336,10 @@ class BaseEngine:
             if inference:
                 stats.requests_total += 1
             fault = self.config.fault
-            if fault is not None and (inference or self.config.fault_scope == 'all'):
-                if fault == 'refuse' or (fault == 'die_mid_stream' and not inference):
+            # die_mid_stream strikes an answer in progress (steps/complete); before one, it is a refusal
+            acts_now = fault is not None and (fault != 'die_mid_stream' or not inference)
+            if acts_now and (inference or self.config.fault_scope == 'all') and self._faulty():
+                if fault == 'refuse' or fault == 'die_mid_stream':
                     stats.faults += 1
                     raise AbortConnection
                 if fault == 'error_500':
@@ -350,6 +354,11 @@ class BaseEngine:
             return response
 
         return counted
+
+    def _faulty(self) -> bool:
+        """Whether this request gets the configured fault (every one at fault_rate 1, none at 0)."""
+        rate = self.config.fault_rate
+        return rate >= 1.0 or (rate > 0.0 and self._fault_draw.random() < rate)
 
     async def _hang(self) -> None:
         """Never answer; the request counts as in flight until the client gives up."""

@@ -17,6 +17,7 @@ from app.deps import require_admin
 from app.params import RowId
 from app.responses import STREAM_HEADERS, JSONResponse
 from core.accounts.api_keys import Principal
+from core.admin import cluster_actions
 from core.admin.cluster_actions import (
     Actor,
     backend_fields,
@@ -29,6 +30,7 @@ from core.db import Database
 from core.errors import MindRouterError
 from core.models import Backend, BackendBase, BackendModel, BackendUpdate
 from core.registry import ollama_models, store
+from core.registry.capacity import CapacityAdvice
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
 from core.registry.view import RegistryView
@@ -75,6 +77,9 @@ class BackendPublic(BaseModel):
     circuit_open_s: float  # seconds its circuit breaker stays open (no new requests) after a failed one; 0: closed
     gpu: dict[str, Any] | None  # live figures of its node's GPUs in gpu_indices (all when none), if polled
     engine_load: dict[str, Any] | None  # what the engine said at the last check: running, waiting, KV cache, loaded
+    # Evidence that the engine queues requests of its own below max_concurrent: suggested, registered, signal,
+    # evidence, observed_at (core.registry.capacity); None when there is none, or it no longer applies
+    capacity_advice: dict[str, Any] | None
     models: list[BackendModelPublic]
 
 
@@ -165,6 +170,20 @@ async def refresh_backend(backend_id: RowId, request: Request, admin: Admin) -> 
     before = await _status(request, backend_id)
     backend = await monitor.check(backend_id)
     await _record_status(request, admin, 'refresh', backend, before)
+    return await _public(request, backend_id)
+
+
+@router.post('/backends/{backend_id}/capacity-advice/apply', response_model=BackendPublic)
+async def apply_capacity_advice(backend_id: int, request: Request, admin: Admin) -> Any:
+    """Set max_concurrent to what the engine's own signals support (its hidden queue); 400 when there is none."""
+    await cluster_actions.apply_capacity_advice(cluster_actions.live_runtime(), _actor(admin), backend_id)
+    return await _public(request, backend_id)
+
+
+@router.delete('/backends/{backend_id}/capacity-advice', response_model=BackendPublic)
+async def dismiss_capacity_advice(backend_id: int, request: Request, admin: Admin) -> Any:
+    """Forget the advice (the engine is shared with other clients, say) until new evidence comes."""
+    await cluster_actions.dismiss_capacity_advice(cluster_actions.live_runtime(), _actor(admin), backend_id)
     return await _public(request, backend_id)
 
 
@@ -284,7 +303,13 @@ def _to_public(request: Request, backend: Backend, models: list[BackendModel],
         circuit_open_s=round(max(0.0, live.cooldown_until - time.monotonic()), 1) if live else 0.0,
         gpu=poller.backend_figures(backend.node_id, backend.gpu_indices),
         engine_load=backend.engine_load,
+        capacity_advice=_advice(backend),
         models=[BackendModelPublic(name=m.name, family=m.family, context_length=m.context_length,
                                    parameter_size=m.parameter_size, quantization=m.quantization,
                                    capabilities=m.capabilities) for m in models],
     )
+
+
+def _advice(backend: Backend) -> dict[str, Any] | None:
+    advice = CapacityAdvice.from_json(backend.capacity_advice)
+    return advice.to_json() if advice is not None and advice.applies_to(backend.max_concurrent) else None

@@ -101,6 +101,28 @@ async def update_backend(runtime: Runtime, actor: Actor, backend_id: int, change
     return await runtime.monitor.check(backend_id)
 
 
+async def apply_capacity_advice(runtime: Runtime, actor: Actor, backend_id: int) -> Backend:
+    """Lower max_concurrent to what the engine runs at once (POST /api/admin/backends/{id}/capacity-advice/apply)."""
+    async with runtime.database.session() as session:
+        before = await store.get_backend(session, backend_id=backend_id)
+        logged = {'max_concurrent': before.max_concurrent, 'capacity_advice': before.capacity_advice}
+        backend = await store.apply_capacity_advice(session, backend_id=backend_id)
+    await log_action(runtime.database, actor, action='backend.apply_capacity_advice', target=backend_target(backend),
+                     before=logged, after={'max_concurrent': backend.max_concurrent})
+    await runtime.monitor.reload()
+    return backend
+
+
+async def dismiss_capacity_advice(runtime: Runtime, actor: Actor, backend_id: int) -> Backend:
+    """DELETE /api/admin/backends/{id}/capacity-advice."""
+    async with runtime.database.session() as session:
+        before = (await store.get_backend(session, backend_id=backend_id)).capacity_advice
+        backend = await store.dismiss_capacity_advice(session, backend_id=backend_id)
+    await log_action(runtime.database, actor, action='backend.dismiss_capacity_advice',
+                     target=backend_target(backend), before={'capacity_advice': before})
+    return backend
+
+
 async def set_backend_state(runtime: Runtime, actor: Actor, backend_id: int, action: StateAction) -> Backend:
     """Enable, disable or drain (POST /api/admin/backends/{id}/enable|disable|drain)."""
     before = await _backend(runtime.database, backend_id)

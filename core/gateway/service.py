@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -31,7 +32,7 @@ from core.models import Engine
 from core.registry.view import BackendState, RegistryView
 from core.scheduler.cost import prompt_estimate
 from core.scheduler.scheduler import ANONYMOUS, FairScheduler, Requester, Slot
-from core.translate import vllm_engine
+from core.translate import ollama_engine, vllm_engine
 from core.translate.canonical import (
     ChatRequest,
     ChatResponse,
@@ -46,6 +47,7 @@ from core.translate.canonical import (
     Usage,
 )
 from core.translate.engine_errors import EngineResponseError, EngineStreamError
+from core.translate.ollama_dialect import OllamaTimings
 from core.translate.streaming import StreamParser
 
 log = logging.getLogger('mindrouter.gateway')
@@ -65,6 +67,7 @@ class Timing:
     queue_ms: float = 0.0
     backend_ms: float = 0.0  # time spent waiting on the engine (for streams: until its first chunk)
     attempts: int = 0
+    concurrency: int = 0  # requests on the backend when the last attempt was sent, itself included
 
 
 @dataclass(slots=True)
@@ -98,6 +101,7 @@ class UpstreamStream:
     finish_reason: str | None = None
     text: list[str] = field(default_factory=list)  # the answer, for the audit trail
     _calls: dict[int, ToolCall] = field(default_factory=dict)  # tool calls, their arguments joined as they come
+    _observe: Callable[[OllamaTimings], None] | None = None  # where an Ollama answer's own durations go
 
     @property
     def tool_calls(self) -> list[ToolCall]:
@@ -128,6 +132,10 @@ class UpstreamStream:
         """Free the slot now (synchronous: safe in any cleanup path, even a cancelled one), charging the user
         what the engine reported using (the estimate stands when it reported nothing, as in a cut stream)."""
         self._slot.release(self.usage.total_tokens or None)
+        observe, self._observe = self._observe, None
+        timings = getattr(self._parser, 'timings', None)  # Ollama's parser keeps the final object's durations
+        if observe is not None and isinstance(timings, OllamaTimings):
+            observe(timings)
 
     async def close(self) -> None:
         self.release()
@@ -152,7 +160,8 @@ class Gateway:
     def __init__(self, *, registry: RegistryView, picker: FairScheduler, upstream: UpstreamPool,
                  adapters: Callable[[str], EngineAdapter], max_attempts: int = 3, context_cap: int = 32768,
                  override_num_ctx: bool = True, cooldown: float = 10.0,
-                 on_failure: Callable[[int], None] | None = None, settings: Settings | None = None) -> None:
+                 on_failure: Callable[[int], None] | None = None, settings: Settings | None = None,
+                 on_ollama_timings: Callable[[int, int, OllamaTimings], None] | None = None) -> None:
         self._registry = registry
         self._picker = picker
         self._upstream = upstream
@@ -164,6 +173,8 @@ class Gateway:
         self._settings = settings
         self._cooldown = cooldown
         self._on_failure = on_failure
+        # (backend id, requests on it when sent, the answer's durations): evidence of a queue inside Ollama
+        self._on_ollama_timings = on_ollama_timings
 
     @property
     def _context_cap(self) -> int:
@@ -309,10 +320,14 @@ class Gateway:
                     last_error = self._failed(slot, tried, f'HTTP {response.status}: {message}')
                     continue
                 try:
-                    result = parse(adapter, orjson.loads(content))
+                    answer = orjson.loads(content)
+                    result = parse(adapter, answer)
                 except (orjson.JSONDecodeError, EngineResponseError) as exc:
                     raise UpstreamError(f'backend {slot.backend.name} sent an unreadable answer: {exc}',
                                         status_code=502) from exc
+                observe = self._ollama_observer(slot.backend, timing)
+                if observe is not None and isinstance(answer, dict):
+                    observe(ollama_engine.timings(answer))
                 slot.backend.observe_latency(elapsed)
                 slot.release(tokens(result) or None)  # the user's share is charged what was really used
                 return result, slot.backend, timing
@@ -365,7 +380,8 @@ class Gateway:
             first_byte_ms = (time.perf_counter() - started) * 1000
             timing.backend_ms += first_byte_ms
             slot.backend.observe_latency(first_byte_ms)
-            return UpstreamStream(slot.backend, timing, slot, response, chunks, parser, first)
+            return UpstreamStream(slot.backend, timing, slot, response, chunks, parser, first,
+                                  _observe=self._ollama_observer(slot.backend, timing))
         raise UpstreamError(f'every backend tried failed ({timing.attempts} attempts); last error: {last_error}',
                             status_code=502)
 
@@ -378,7 +394,13 @@ class Gateway:
             raise
         timing.queue_ms += slot.queued_ms
         timing.attempts += 1
+        timing.concurrency = slot.backend.total_in_flight
         return slot
+
+    def _ollama_observer(self, backend: BackendState, timing: Timing) -> Callable[[OllamaTimings], None] | None:
+        if self._on_ollama_timings is None or backend.engine != Engine.ollama:
+            return None
+        return partial(self._on_ollama_timings, backend.id, timing.concurrency)
 
     def _failed(self, slot: Slot, tried: set[int], reason: str) -> str:
         """A backend failed a live request: try another, and keep new requests off it for a cool-down

@@ -68,6 +68,8 @@ class Backend(BackendBase, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
     last_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     engine_load: dict[str, Any] | None = Field(default=None, sa_type=JSON)  # what the engine said at the last check
+    # Evidence that the engine queues requests of its own below max_concurrent (core.registry.capacity)
+    capacity_advice: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 

@@ -2,6 +2,8 @@
 seconds: another one may have registered a backend or changed its health), `check_all()` re-checks every
 backend's model list, health and engine load (the process running the cluster-wide jobs, periodically),
 and `check_soon()` checks one backend at once after a live request failed on it. core.jobs.background schedules them.
+Along the way it collects the engines' own evidence of queues hidden inside them (core.registry.capacity): vLLM's
+waiting count at each check, and the durations of Ollama's answers that `note_ollama_timings()` is given.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import contextlib
 import logging
 
 import httpx
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
 from core.errors import DatabaseUnavailable
-from core.models import Backend, BackendStatus
+from core.models import Backend, BackendStatus, Engine
 from core.registry import store
+from core.registry.capacity import CapacityAdvice, OllamaWatch, VllmWatch, ollama_queue_ms
 from core.registry.discovery import DiscoveryError, discover
 from core.registry.engine_load import read_load
 from core.registry.view import RegistryView
+from core.translate.ollama_dialect import OllamaTimings
 
 log = logging.getLogger('mindrouter.registry')
 
@@ -32,13 +37,34 @@ class RegistryMonitor:
         self._unhealthy_after = unhealthy_after
         self._failures: dict[int, int] = {}  # backend id -> consecutive failed checks
         self._urgent: dict[int, asyncio.Task[Backend]] = {}  # checks asked for after live failures
+        self._vllm_watch = VllmWatch()
+        self._ollama_watch = OllamaWatch()
 
     async def reload(self) -> None:
         async with self._database.session() as session:
+            await self._store_ollama_advice(session)
             states = await store.load_states(session)
             aliases = await store.load_aliases(session)
         self._view.replace(states)
         self._view.replace_aliases(aliases)
+
+    def note_ollama_timings(self, backend_id: int, concurrency: int, timings: OllamaTimings) -> None:
+        """An Ollama answer's own durations, and how many requests this gateway had on the backend when it was
+        sent (itself included): evidence for or against a queue inside the engine. Synchronous and cheap."""
+        waited = ollama_queue_ms(timings)
+        if waited is not None:
+            self._ollama_watch.observe(backend_id, concurrency=concurrency, waited_ms=waited)
+
+    async def _store_ollama_advice(self, session: AsyncSession) -> None:
+        for backend_id in self._ollama_watch.backends():
+            state = self._view.backend(backend_id)
+            if state is None:
+                self._ollama_watch.forget(backend_id)
+                continue
+            advice = self._ollama_watch.advice(backend_id, max_concurrent=state.max_concurrent)
+            if advice is not None:
+                await store.record_capacity_advice(session, backend_id=backend_id, advice=advice)
+                _log_advice(state.name, advice)
 
     async def check(self, backend_id: int) -> Backend:
         """Discover one backend's models now and store the result. A backend turns unhealthy after
@@ -58,6 +84,13 @@ class RegistryMonitor:
                 self._failures.pop(backend_id, None)
                 load = await read_load(self._client, backend.url, backend.engine)
                 backend = await store.record_discovery(session, backend_id=backend_id, discovery=found, load=load)
+                if backend.engine == Engine.vllm:
+                    advice = self._vllm_watch.check(backend_id, load, max_concurrent=backend.max_concurrent)
+                    if advice is not None:  # stored at every check while it holds: the advice stays fresh
+                        known = CapacityAdvice.from_json(backend.capacity_advice)
+                        await store.record_capacity_advice(session, backend_id=backend_id, advice=advice)
+                        if known is None or known.suggested != advice.suggested:
+                            _log_advice(backend.name, advice)
         _log_change(backend, before, failures=self._failures.get(backend_id, 0))
         await self.reload()
         state = self._view.backend(backend_id)
@@ -81,6 +114,8 @@ class RegistryMonitor:
     def forget(self, backend_id: int) -> None:
         """A deleted backend: drop its failure count and stop an urgent check of it."""
         self._failures.pop(backend_id, None)
+        self._vllm_watch.forget(backend_id)
+        self._ollama_watch.forget(backend_id)
         urgent = self._urgent.pop(backend_id, None)
         if urgent is not None:
             urgent.cancel()
@@ -114,3 +149,7 @@ def _log_change(backend: Backend, before: BackendStatus, *, failures: int) -> No
                     backend.last_error)
     elif after == BackendStatus.healthy:
         log.info('backend %s is healthy%s', backend.name, ' again' if before == BackendStatus.unhealthy else '')
+
+
+def _log_advice(name: str, advice: CapacityAdvice) -> None:
+    log.warning('backend %s queues requests inside its engine: %s', name, advice.evidence)

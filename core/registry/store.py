@@ -26,6 +26,7 @@ from core.models import (
     RequestLog,
     utcnow,
 )
+from core.registry.capacity import CapacityAdvice
 from core.registry.discovery import Discovery
 from core.registry.engine_load import EngineLoad
 from core.registry.nodes import check_placement
@@ -143,7 +144,45 @@ async def update_backend(session: AsyncSession, *, backend_id: int, changes: Bac
     await check_placement(session, node_id=candidate.node_id, gpu_indices=candidate.gpu_indices)
     for name in fields:
         setattr(backend, name, getattr(candidate, name))
+    if 'max_concurrent' in fields:
+        backend.capacity_advice = None  # the advice was about the old limit: new evidence will tell
     backend.updated_at = utcnow()
+    session.add(backend)
+    await session.commit()
+    await session.refresh(backend)
+    return backend
+
+
+async def record_capacity_advice(session: AsyncSession, *, backend_id: int, advice: CapacityAdvice) -> None:
+    """Store new evidence of a hidden engine queue (one column: an admin's concurrent edit is not undone)."""
+    table = Backend.__table__  # type: ignore[attr-defined]
+    await session.exec(update(table).where(col(Backend.id) == backend_id).values(capacity_advice=advice.to_json()))
+    await session.commit()
+
+
+class NoCapacityAdvice(InvalidRequest):
+    code = 'no_capacity_advice'
+
+
+async def apply_capacity_advice(session: AsyncSession, *, backend_id: int) -> Backend:
+    """Set max_concurrent to what the engine's own signals support, and clear the advice."""
+    backend = await get_backend(session, backend_id=backend_id)
+    advice = CapacityAdvice.from_json(backend.capacity_advice)
+    if advice is None or advice.suggested >= backend.max_concurrent:
+        raise NoCapacityAdvice(f'backend {backend.name} has no capacity advice to apply', param='id')
+    backend.max_concurrent = advice.suggested
+    backend.capacity_advice = None
+    backend.updated_at = utcnow()
+    session.add(backend)
+    await session.commit()
+    await session.refresh(backend)
+    return backend
+
+
+async def dismiss_capacity_advice(session: AsyncSession, *, backend_id: int) -> Backend:
+    """An admin knows better (another client shares the engine, say): forget the advice until new evidence."""
+    backend = await get_backend(session, backend_id=backend_id)
+    backend.capacity_advice = None
     session.add(backend)
     await session.commit()
     await session.refresh(backend)

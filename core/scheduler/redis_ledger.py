@@ -8,7 +8,8 @@ Keys (`{P}` = `{<prefix>:ledger}`; one hash tag, so that a Redis Cluster keeps t
   {P}:backends         hash    backend id -> slots held, fleet-wide (absent at 0)
   {P}:users            hash    user id -> requests running, fleet-wide (absent at 0)
   {P}:workers          set     ids of the workers that may hold leases
-  {P}:leases:<worker>  hash    lease id -> 'backend_id:user_id' (user empty for none; '' alone: see RELEASE)
+  {P}:leases:<worker>  hash    lease id -> 'backend_id:user_id' (user empty for none)
+  {P}:cut:<worker>:<lease> string  (PX 60 s) the lease was given back before its acquire arrived: see RELEASE
   {P}:alive:<worker>   string  with PX = heartbeat_ttl, refreshed every heartbeat_ttl / 3
   {P}:waiting          string  exists while some worker has requests queued (PX 3 s, refreshed every second)
   {P}:freed            pub/sub '<worker> <backend id>,...' after a release while {P}:waiting exists, so waiters

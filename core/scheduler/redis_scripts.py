@@ -19,6 +19,15 @@ local function announce(freed, only_if)  -- only_if: a key that must exist (some
 end
 """
 
+# The mark of a lease released before its acquire reached Redis: {P}:cut:<worker>:<lease>, expiring after a minute
+# (an acquire still on its way arrives within that; a lost one never does). Built here, not declared: the hash tag
+# keeps it in the ledger's slot on a Redis Cluster.
+_CUT = """
+local CUT_MARK_MS = 60000
+local function cut_mark(leases, lease)
+  return (string.gsub(leases, ':leases:', ':cut:', 1)) .. ':' .. lease
+end
+"""
 # KEYS: backends, users, my leases, workers, my alive key, finish tags, users seen, virtual time, my tickets.
 # ARGV: worker, ttl ms, lease, user, mode, weight, cost, burst, now, window, queue key prefix, ticket, model,
 #       then per candidate backend: id, capacity, how many models it serves, those models.
@@ -27,9 +36,10 @@ end
 # start tag of a request already queued. With a tag, a backend's free slot goes to it only if no request queued
 # (on any worker) for a model that backend serves has a lower tag: the fleet serves lowest tags first. A new
 # request that gets no slot is queued where every worker sees it. Returns {backend or nil, start tag or ''}.
-ACQUIRE = """
+ACQUIRE = _CUT + """
+if redis.call('DEL', cut_mark(KEYS[3], ARGV[3])) == 1 then return {false, ''} end  -- released before it got here
 local prior = redis.call('HGET', KEYS[3], ARGV[3])
-if prior == '' then redis.call('HDEL', KEYS[3], ARGV[3]) return {false, ''} end  -- released before it got here
+if prior == '' then redis.call('HDEL', KEYS[3], ARGV[3]) return {false, ''} end  -- such a mark from before 0.2
 if prior then return {string.sub(prior, 1, string.find(prior, ':', 1, true) - 1), ''} end  -- a retried call
 local mode, start = ARGV[5], nil
 if mode == 'new' then
@@ -91,8 +101,10 @@ return {false, tag}
 # used more or fewer tokens than it was charged: the finish tag moves by the difference over the weight).
 # Frees are published only while some worker has requests queued (the flag exists): with none waiting, the
 # message would only cost every worker a wake-up for nothing.
-# An unknown '!id' leaves the mark '' that makes its acquire, should it still arrive, take nothing.
-RELEASE = _GIVE + """
+# An unknown '!id' leaves a mark that makes its acquire, should it still arrive, take nothing. The mark is a key of
+# its own that expires (an acquire lost with a restarted Redis never arrives: a mark in the leases hash stayed
+# there for as long as the worker lived, one per acquire cut off during an outage).
+RELEASE = _GIVE + _CUT + """
 local function fields(text)
   local parts = {}
   for part in string.gmatch(text, '[^|]+') do parts[#parts + 1] = part end
@@ -117,7 +129,7 @@ for i = 4, #ARGV do
       redis.call('HDEL', KEYS[3], id)
       give(held, freed)
     elseif cut and not held then
-      redis.call('HSET', KEYS[3], id, '')
+      redis.call('SET', cut_mark(KEYS[3], id), '', 'PX', CUT_MARK_MS)
     end
   end
 end

@@ -226,16 +226,19 @@ async def test_an_acquire_reaching_redis_after_its_cancellation_takes_nothing(fl
     acquiring.cancel()
     with pytest.raises(asyncio.CancelledError):
         await acquiring
-    leases = fleet.key(f'leases:{a.worker_id}')
+    leases, marks = fleet.key(f'leases:{a.worker_id}'), fleet.key(f'cut:{a.worker_id}:*')
     deadline = time.monotonic() + 3
-    while list((await fleet.redis.hgetall(leases)).values()) != ['']:  # the release went first and left its mark
+    while not [key async for key in fleet.redis.scan_iter(marks)]:  # the release went first and left its mark
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
+    [mark] = [key async for key in fleet.redis.scan_iter(marks)]
+    assert 0 < await fleet.redis.pttl(mark) <= 60_000  # it goes by itself should the acquire never come
+    assert await fleet.redis.hlen(leases) == 0
 
     arrive.set()
     assert (await late)[0] is None  # {no backend, no tag}
     assert await a.in_flight() == {}
-    assert await fleet.redis.hlen(leases) == 0  # the mark is gone with it
+    assert not await fleet.redis.exists(mark)  # the mark is gone with it
 
 
 async def test_per_user_counts_add_up_across_workers(fleet: Fleet) -> None:

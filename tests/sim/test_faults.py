@@ -35,6 +35,32 @@ async def test_refuse(ollama: SimServer) -> None:
     assert ollama.stats.faults == 1
 
 
+async def test_fault_rate_strikes_a_share_of_the_requests(ollama: SimServer) -> None:
+    ollama.config.update({'fault': 'error_500', 'fault_rate': 0.25})
+    async with httpx.AsyncClient(base_url=ollama.url) as http:
+        statuses = [(await http.post('/api/chat', json=CHAT)).status_code for _ in range(200)]
+    assert 25 <= statuses.count(500) <= 75 and statuses.count(200) == 200 - statuses.count(500)
+    assert ollama.stats.faults == statuses.count(500)
+    with pytest.raises(ValueError, match='fault_rate'):
+        ollama.config.update({'fault_rate': 1.5})
+
+
+async def test_a_share_of_the_streams_die_mid_answer(ollama: SimServer) -> None:
+    ollama.config.update({'fault': 'die_mid_stream', 'fault_rate': 0.5, 'fault_after_tokens': 2})
+    cut = 0
+    async with httpx.AsyncClient(base_url=ollama.url) as http:
+        for _ in range(40):
+            lines: list[str] = []
+            try:
+                async with http.stream('POST', '/api/chat', json={**CHAT, 'stream': True}) as response:
+                    lines = [line async for line in response.aiter_lines() if line]
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                cut += 1
+                continue
+            assert json.loads(lines[-1])['done'] is True
+    assert 8 <= cut <= 32
+
+
 async def test_error_500(ollama: SimServer, vllm: SimServer) -> None:
     ollama.config.fault = 'error_500'
     vllm.config.fault = 'error_500'

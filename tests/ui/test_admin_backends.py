@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from core.db import Database
 from core.models import AdminAction, BackendBase, BackendStatus, Role
 from core.models import User as Account
 from core.registry import store
+from core.registry.capacity import CapacityAdvice
 from sim.server import SimServer
 from tests.ui.conftest import ADMIN, STUDENT, log_in
 
@@ -314,3 +316,41 @@ async def test_a_student_is_refused(people: Database, user: User) -> None:
     await log_in(user, *STUDENT)
     await user.should_see(marker='nav-logout', retries=50)
     assert (await user.http_client.get('/admin/backends')).status_code == 403
+
+
+async def hidden_queue_seen(people: Database, live: FastAPI, admin_api: httpx.AsyncClient, engine: SimServer) -> None:
+    """A backend registered with 4 while the monitor has evidence that its engine runs 2 at once."""
+    assert (await admin_api.post('/api/admin/backends/register',
+                                 json={'name': 'gpu-a', 'url': engine.url, 'engine': 'ollama'})).status_code == 201
+    advice = CapacityAdvice(suggested=2, registered=4, signal='ollama_queue_time', observed_at=time.time(),
+                            evidence='5 of the last 12 answers waited inside Ollama for a slot')
+    async with people.session() as session:
+        await store.record_capacity_advice(session, backend_id=1, advice=advice)
+
+
+async def test_a_hidden_engine_queue_shows_on_its_row_and_is_fixed_in_one_click(
+        people: Database, live: FastAPI, admin_api: httpx.AsyncClient, engine: SimServer, user: User) -> None:
+    await hidden_queue_seen(people, live, admin_api, engine)
+    await sign_in(user)
+    await user.open('/admin/backends')
+    await user.should_see(marker='backend-1-advice-text', retries=20)
+    assert '5 of the last 12 answers waited inside Ollama' in text(user, 'backend-1-advice-text')
+    user.find(marker='backend-1-advice-apply').click()
+    await user.should_see('gpu-a: max_concurrent is now 2.', retries=30)
+    assert await eventually(lambda: text(user, 'backend-1-max') == '2')
+    await user.should_not_see(marker='backend-1-advice-text')
+    assert await logged_actions(people) == ['backend.register', 'backend.apply_capacity_advice']
+
+
+async def test_every_admin_page_warns_of_a_hidden_engine_queue(
+        people: Database, live: FastAPI, admin_api: httpx.AsyncClient, engine: SimServer, user: User) -> None:
+    await hidden_queue_seen(people, live, admin_api, engine)
+    await sign_in(user)
+    await user.open('/admin/users')
+    await user.should_see(marker='capacity-banner-1', retries=30)
+    await user.should_see('max_concurrent is 4, the evidence supports 2')
+    user.find(marker='capacity-banner-1-apply').click()
+    await user.should_see('gpu-a: max_concurrent is now 2.', retries=30)
+    await user.should_not_see(marker='capacity-banner-1', retries=30)
+    async with people.session() as session:
+        assert (await store.get_backend(session, backend_id=1)).max_concurrent == 2
