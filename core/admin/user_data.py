@@ -53,6 +53,7 @@ class ErasureReport:
     attachments_deleted: int = 0  # attachment rows (sent and never sent)
     files_deleted: int = 0
     responses_deleted: int = 0
+    audio_deleted: int = 0  # kept audio of their speech requests (AUDIT_LOG_AUDIO)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +76,7 @@ async def erase_content(database: Database, settings: Settings, *, username: str
         database, select(col(RequestLog.id)).where(col(RequestLog.user_id) == uid, has_content).limit(batch_size),
         lambda ids: update(RequestLog).where(col(RequestLog.id).in_(ids)).values(prompt=None, response=None),
         batch=batch_size, pause=pause)
+    report.audio_deleted = await _erase_audio(database, settings, uid, batch_size=batch_size, pause=pause)
     while True:  # conversations, a batch at a time: their messages go by cascade, attachment rows with them
         async with database.connect() as conn:
             ids = list((await conn.execute(select(col(Conversation.id)).where(col(Conversation.user_id) == uid)
@@ -102,6 +104,34 @@ async def erase_content(database: Database, settings: Settings, *, username: str
         await admin_log.record(session, actor_id=actor.id, actor=actor.name, action=ERASE, target=user.username,
                                after=report.as_dict(), via=actor.via)
     return report
+
+
+async def _erase_audio(database: Database, settings: Settings, user_id: int, *, batch_size: int,
+                       pause: float) -> int:
+    """The audio kept with their speech requests: the files, then the rows' paths, a batch at a time."""
+    root = settings.resolved_artifact_path.resolve()
+    deleted = 0
+    while True:
+        async with database.connect() as conn:
+            rows = (await conn.execute(select(col(RequestLog.id), col(RequestLog.audio_path)).where(
+                col(RequestLog.user_id) == user_id, col(RequestLog.audio_path).is_not(None)).limit(batch_size))).all()
+            if not rows:
+                return deleted
+            deleted += await asyncio.to_thread(_unlink_under, root, [str(path) for _, path in rows])
+            await conn.execute(update(RequestLog).where(col(RequestLog.id).in_([i for i, _ in rows]))
+                               .values(audio_path=None))
+            await conn.commit()
+        await asyncio.sleep(pause)
+
+
+def _unlink_under(root: Path, relative: list[str]) -> int:
+    removed = 0
+    for name in relative:
+        target = (root / name).resolve()
+        if target.is_relative_to(root) and target.is_file():  # a path in a row never reaches outside the folder
+            target.unlink()
+            removed += 1
+    return removed
 
 
 async def export_content(database: Database, settings: Settings, *, username: str, actor: Actor,

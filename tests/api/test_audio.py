@@ -271,6 +271,25 @@ async def test_audio_is_kept_only_when_an_admin_turns_capture_on(
     assert not any((root / 'audio').iterdir())
 
 
+async def test_erasing_a_users_content_deletes_their_kept_audio(
+        app: FastAPI, admin: httpx.AsyncClient, alice_key: str, speaches: SpeechSim) -> None:
+    assert (await admin.put('/api/admin/settings/audit_log_audio', json={'value': True})).status_code == 200
+    kept = await admin.post('/v1/audio/speech', headers={'X-API-Key': alice_key},
+                            json={'model': TTS, 'input': 'Forget me.', 'voice': 'af_heart', 'response_format': 'wav'})
+    mine = await admin.post('/v1/audio/speech', json={'model': TTS, 'input': 'Keep mine.', 'voice': 'af_heart',
+                                                      'response_format': 'wav'})
+    root = app.state.audio_store.root.parent
+    stored = {r.headers['x-request-id']: (await audit_row(app, admin, r.headers['x-request-id']))['audio_path']
+              for r in (kept, mine)}
+    assert all((root / path).is_file() for path in stored.values())
+
+    erased = await admin.delete('/api/admin/users/alice/content')
+    assert erased.status_code == 200 and erased.json()['audio_deleted'] == 1
+    alices = await audit_row(app, admin, kept.headers['x-request-id'])
+    assert alices['audio_path'] is None and not (root / stored[kept.headers['x-request-id']]).exists()
+    assert (root / stored[mine.headers['x-request-id']]).is_file()  # the admin's own stays
+
+
 def test_wav_helpers_round_trip() -> None:
     data = wav(tone(seconds=0.5), text='comment')
     assert struct.unpack_from('<I', data, 4)[0] == len(data) - 8
