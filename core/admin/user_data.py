@@ -143,6 +143,7 @@ async def export_content(database: Database, settings: Settings, *, username: st
     conversations.jsonl one conversation a line, with its messages and its attachments' metadata
     responses.jsonl     stored Responses API answers
     files/...           the attachment files as uploaded (and their extracted text), by their storage path
+    audio/...           the audio kept with their speech requests (AUDIT_LOG_AUDIO), named as in `audio_path`
     """
     if flush is not None:
         await flush()
@@ -158,6 +159,7 @@ async def export_content(database: Database, settings: Settings, *, username: st
         counts['conversations'] = await _write_jsonl(archive, 'conversations.jsonl', _conversations(database, user.id))
         counts['responses'] = await _write_jsonl(archive, 'responses.jsonl', _responses(database, user.id))
         counts['files'] = await asyncio.to_thread(_add_files, archive, settings, user.id)
+        counts['audio'] = await _add_audio(archive, database, settings, user.id)
         manifest = {'format': EXPORT_FORMAT, 'user': {'id': user.id, 'username': user.username, 'email': user.email,
                                                       'full_name': user.full_name, 'created_at': user.created_at},
                     'exported_at': utcnow(), 'exported_by': actor.name, 'counts': counts}
@@ -174,6 +176,24 @@ async def export_content(database: Database, settings: Settings, *, username: st
 
 
 # -------------------------------------------------------------------------------------------------- export parts
+
+
+async def _add_audio(archive: zipfile.ZipFile, database: Database, settings: Settings, user_id: int) -> int:
+    root = settings.resolved_artifact_path.resolve()
+    async with database.connect() as conn:
+        paths = list((await conn.execute(select(col(RequestLog.audio_path)).where(
+            col(RequestLog.user_id) == user_id, col(RequestLog.audio_path).is_not(None)))).scalars())
+
+    def add() -> int:
+        added = 0
+        for name in paths:
+            source = (root / str(name)).resolve()
+            if source.is_relative_to(root) and source.is_file():
+                archive.write(source, str(name))
+                added += 1
+        return added
+
+    return await asyncio.to_thread(add)
 
 
 def _open_zip(descriptor: int) -> zipfile.ZipFile:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -283,6 +284,10 @@ async def test_erasing_a_users_content_deletes_their_kept_audio(
               for r in (kept, mine)}
     assert all((root / path).is_file() for path in stored.values())
 
+    exported = await admin.get('/api/admin/users/alice/export')
+    archive = zipfile.ZipFile(io.BytesIO(exported.content))
+    assert archive.read(stored[kept.headers['x-request-id']]) == kept.content  # their voice, in their export
+    assert stored[mine.headers['x-request-id']] not in archive.namelist()
     erased = await admin.delete('/api/admin/users/alice/content')
     assert erased.status_code == 200 and erased.json()['audio_deleted'] == 1
     alices = await audit_row(app, admin, kept.headers['x-request-id'])

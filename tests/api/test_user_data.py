@@ -32,7 +32,8 @@ async def test_an_admin_exports_then_erases_a_users_content(admin: httpx.AsyncCl
         original = next(name for name in stored_files if not name.endswith('.txt.txt') and name.endswith('.txt'))
         assert archive.read(original) == b'my secret notes'
     assert manifest['user']['username'] == 'alice' and manifest['exported_by'] == 'root'
-    assert manifest['counts'] == {'requests': 2, 'conversations': 1, 'responses': 1, 'files': len(stored_files)}
+    assert manifest['counts'] == {'requests': 2, 'conversations': 1, 'responses': 1, 'files': len(stored_files),
+                                  'audio': 0}
     assert sorted(r['prompt'] for r in requests) == ['alice prompt 0', 'alice prompt 1']
     assert conversation['messages'][0]['content'] == 'alice asks something private'
     assert conversation['attachments'][0]['filename'] == 'notes.txt'
