@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     # (gc.freeze): full collections stop walking it, which took 20-30 ms pauses off the request path. Off only
     # in test processes that build hundreds of apps, whose frozen cycles would never be freed.
     gc_freeze: bool = True
+    # Event-loop lag (docs/performance.md#event-loop-lag): a timer every LOOP_LAG_INTERVAL seconds (0: off) notes
+    # how late it runs; later than LOOP_STALL_MS counts as a stall. LOOP_STALL_TRACE (a diagnostic) logs where the
+    # loop was during each stall.
+    loop_lag_interval: float = Field(default=0.025, ge=0, le=10)
+    loop_stall_ms: float = Field(default=5.0, gt=0)
+    loop_stall_trace: bool = False
     # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
     # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
     login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock
