@@ -38,8 +38,10 @@ class LagDelta:
 
     def summary(self) -> str:
         top = 'over 2.5 s' if self.max_ms == float('inf') else f'≤ {self.max_ms:g} ms'
-        return (f'{self.ticks} ticks, lag mean {self.mean_ms:.2f} ms, p99 ≤ {self.p99_ms:g} ms, max {top}, '
-                f'{self.stalls} busy stalls, {self.off_cpu_stalls} off CPU')
+        return (
+            f'{self.ticks} ticks, lag mean {self.mean_ms:.2f} ms, p99 ≤ {self.p99_ms:g} ms, max {top}, '
+            f'{self.stalls} busy stalls, {self.off_cpu_stalls} off CPU'
+        )
 
 
 def scrape(base_url: str) -> LagScrape | None:
@@ -49,8 +51,13 @@ def scrape(base_url: str) -> LagScrape | None:
     total, stalls, tasks = _SUM.search(text), dict(_STALLS.findall(text)), _TASKS.search(text)
     if not buckets or total is None or len(stalls) != 2:
         return None
-    return LagScrape(buckets, float(total.group(1)), float(stalls['busy']), float(stalls['off']),
-                     float(tasks.group(1)) if tasks else 0.0)
+    return LagScrape(
+        buckets,
+        float(total.group(1)),
+        float(stalls['busy']),
+        float(stalls['off']),
+        float(tasks.group(1)) if tasks else 0.0,
+    )
 
 
 def delta(before: LagScrape | None, after: LagScrape | None) -> LagDelta | None:
@@ -69,7 +76,12 @@ def delta(before: LagScrape | None, after: LagScrape | None) -> LagDelta | None:
         if cumulative > previous:
             top = bound
         previous = cumulative
-    return LagDelta(ticks=ticks, stalls=int(after.stalls - before.stalls),
-                    off_cpu_stalls=int(after.off_cpu_stalls - before.off_cpu_stalls),
-                    mean_ms=(after.total_s - before.total_s) / ticks * 1000, p50_ms=quantile(0.5),
-                    p99_ms=quantile(0.99), max_ms=top * 1000)
+    return LagDelta(
+        ticks=ticks,
+        stalls=int(after.stalls - before.stalls),
+        off_cpu_stalls=int(after.off_cpu_stalls - before.off_cpu_stalls),
+        mean_ms=(after.total_s - before.total_s) / ticks * 1000,
+        p50_ms=quantile(0.5),
+        p99_ms=quantile(0.99),
+        max_ms=top * 1000,
+    )

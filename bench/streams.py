@@ -31,9 +31,10 @@ async def run_streams(url: str, key: str, body: dict[str, object], streams: int,
     parts = urlsplit(url)
     host, port = parts.hostname or '127.0.0.1', parts.port or 80
     data = json.dumps(body).encode()
-    request = (f'POST {parts.path or "/"} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n'
-               f'Authorization: Bearer {key}\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n'
-               ).encode() + data
+    request = (
+        f'POST {parts.path or "/"} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n'
+        f'Authorization: Bearer {key}\r\nConnection: close\r\nContent-Length: {len(data)}\r\n\r\n'
+    ).encode() + data
     figures = StreamFigures()
     stop_at = time.perf_counter() + seconds
 
@@ -62,7 +63,7 @@ async def _one(host: str, port: int, request: bytes, figures: StreamFigures) -> 
                 seen += chunk
                 at = seen.find(_FIRST_TOKEN)
                 while at >= 0:
-                    if seen[at + _CONTENT_START:at + _CONTENT_START + 1] not in (b'"', b''):
+                    if seen[at + _CONTENT_START : at + _CONTENT_START + 1] not in (b'"', b''):
                         first = time.perf_counter()
                         break
                     at = seen.find(_FIRST_TOKEN, at + 1)

@@ -60,8 +60,14 @@ class LoopLagMonitor:
     at least half the lag spent running means the loop was busy (our code, or a garbage collection); less means
     it was off the CPU: another process had the core, or the thread sat in a blocking system call."""
 
-    def __init__(self, *, interval: float = 0.025, stall_threshold: float = 0.005, trace: bool = False,
-                 buckets: Sequence[float] = LAG_BUCKETS) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float = 0.025,
+        stall_threshold: float = 0.005,
+        trace: bool = False,
+        buckets: Sequence[float] = LAG_BUCKETS,
+    ) -> None:
         self.interval = interval
         self.stall_threshold = stall_threshold
         self.figures = LagFigures(buckets=tuple(buckets), counts=[0] * (len(buckets) + 1))
@@ -190,14 +196,24 @@ class _StallTracer:
             samples = self._samples if self._sampled_due == due else Counter()
             self._samples = Counter()
         ended = due + lag
-        notes = [f'gc generation {c.generation} took {c.seconds * 1000:.1f} ms' for c in self._collections
-                 if c.started + c.seconds >= due - self._monitor.interval and c.started <= ended]
+        notes = [
+            f'gc generation {c.generation} took {c.seconds * 1000:.1f} ms'
+            for c in self._collections
+            if c.started + c.seconds >= due - self._monitor.interval and c.started <= ended
+        ]
         notes.append(f'loop thread on CPU {busy * 1000:.1f} ms since the previous tick')
         if not samples:
             log.warning('event loop stalled %.1f ms (%s); no stack sample', lag * 1000, '; '.join(notes))
             return
         frames, hits = samples.most_common(1)[0]
-        stack = ''.join(traceback.format_list([traceback.FrameSummary(file, line, name)
-                                               for file, line, name in reversed(frames)]))
-        log.warning('event loop stalled %.1f ms (%s); %d of %d samples in:\n%s', lag * 1000, '; '.join(notes), hits,
-                    samples.total(), stack)
+        stack = ''.join(
+            traceback.format_list([traceback.FrameSummary(file, line, name) for file, line, name in reversed(frames)])
+        )
+        log.warning(
+            'event loop stalled %.1f ms (%s); %d of %d samples in:\n%s',
+            lag * 1000,
+            '; '.join(notes),
+            hits,
+            samples.total(),
+            stack,
+        )
