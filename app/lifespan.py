@@ -154,6 +154,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.gc_freeze:  # what start-up built lives as long as the process (docs/performance.md)
         gc.collect()
         gc.freeze()
+    if settings.gc_gen0_threshold:  # young collections when garbage accumulates, not every few requests
+        gc.set_threshold(settings.gc_gen0_threshold, *gc.get_threshold()[1:])
     try:
         yield
     finally:

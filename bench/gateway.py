@@ -192,7 +192,7 @@ def _process(command: list[str], env: dict[str, str], health: str, stderr: Path 
                                                        stdout=subprocess.DEVNULL, stderr=err))
         url = f'http://127.0.0.1:{port}'
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # a loaded machine starts slowly
             while True:
                 try:
                     if httpx.get(f'{url}{health}', timeout=1).status_code == 200:

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # (gc.freeze): full collections stop walking it, which took 20-30 ms pauses off the request path. Off only
     # in test processes that build hundreds of apps, whose frozen cycles would never be freed.
     gc_freeze: bool = True
+    # Net new container objects between two young collections (Python's default: 700). A request allocates
+    # hundreds and frees them, and leaves almost no cyclic garbage, so 700 ran a young collection every few
+    # requests and promoted in-flight objects, which then triggered full collections (docs/performance.md). 0: keep
+    # Python's default.
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)
     # Event-loop lag (docs/performance.md#event-loop-lag): a timer every LOOP_LAG_INTERVAL seconds (0: off) notes
     # how late it runs; later than LOOP_STALL_MS counts as a stall. LOOP_STALL_TRACE (a diagnostic) logs where the
     # loop was during each stall.
