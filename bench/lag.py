@@ -46,7 +46,11 @@ class LagDelta:
 
 def scrape(base_url: str) -> LagScrape | None:
     """None when the gateway exposes no lag figures (an older version, or LOOP_LAG_INTERVAL=0)."""
-    text = httpx.get(f'{base_url}/metrics', timeout=10).text
+    return parse(httpx.get(f'{base_url}/metrics', timeout=10).text)
+
+
+def parse(text: str) -> LagScrape | None:
+    """The lag figures in a /metrics exposition."""
     buckets = tuple((float(bound), float(count)) for bound, count in _BUCKET.findall(text))
     total, stalls, tasks = _SUM.search(text), dict(_STALLS.findall(text)), _TASKS.search(text)
     if not buckets or total is None or len(stalls) != 2:
