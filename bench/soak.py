@@ -59,12 +59,18 @@ class Kind:
 
 KINDS = (
     Kind('openai', '/v1/chat/completions', {'model': MODEL, 'messages': _PROMPT}, b'"finish_reason"'),
-    Kind('openai-stream', '/v1/chat/completions', {'model': MODEL, 'messages': _PROMPT, 'stream': True},
-         b'data: [DONE]'),
-    Kind('anthropic', '/anthropic/v1/messages', {'model': MODEL, 'max_tokens': 64, 'messages': _PROMPT},
-         b'"stop_reason"'),
-    Kind('anthropic-stream', '/anthropic/v1/messages',
-         {'model': MODEL, 'max_tokens': 64, 'messages': _PROMPT, 'stream': True}, b'message_stop'),
+    Kind(
+        'openai-stream', '/v1/chat/completions', {'model': MODEL, 'messages': _PROMPT, 'stream': True}, b'data: [DONE]'
+    ),
+    Kind(
+        'anthropic', '/anthropic/v1/messages', {'model': MODEL, 'max_tokens': 64, 'messages': _PROMPT}, b'"stop_reason"'
+    ),
+    Kind(
+        'anthropic-stream',
+        '/anthropic/v1/messages',
+        {'model': MODEL, 'max_tokens': 64, 'messages': _PROMPT, 'stream': True},
+        b'message_stop',
+    ),
     Kind('ollama', '/api/chat', {'model': MODEL, 'messages': _PROMPT, 'stream': False}, b'"done":true'),
     Kind('ollama-stream', '/api/chat', {'model': MODEL, 'messages': _PROMPT, 'stream': True}, b'"done":true'),
 )
@@ -108,8 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--warmup', type=float, default=60.0, help='seconds left out before the first window')
     parser.add_argument('--rate', type=float, default=50.0, help='requests started per second')
     parser.add_argument('--max-drift', type=float, default=0.10, help='largest growth allowed, last vs first window')
-    parser.add_argument('--floor', action='append', default=[], metavar='NAME=VALUE',
-                        help=f'change a drift floor ({", ".join(f"{k}={v:g}" for k, v in FLOORS.items())})')
+    parser.add_argument(
+        '--floor',
+        action='append',
+        default=[],
+        metavar='NAME=VALUE',
+        help=f'change a drift floor ({", ".join(f"{k}={v:g}" for k, v in FLOORS.items())})',
+    )
     parser.add_argument('--output', type=Path, default=RESULTS / 'soak.json')
     args = parser.parse_args(argv)
     floors = dict(FLOORS)
@@ -125,14 +136,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     windows = run(total=total, window=args.window, warmup=args.warmup, rate=args.rate)
     report = judge(windows, max_drift=args.max_drift, floors=floors)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
-        'benchmark': 'soak', 'commit': _commit(), 'started': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(started)),
-        'minutes': args.minutes, 'window_s': args.window, 'warmup_s': args.warmup, 'rate': args.rate,
-        'max_drift': args.max_drift, 'floors': floors, 'windows': [asdict(w) for w in report.windows],
-        'drift': report.drift, 'failures': report.failures}, indent=2) + '\n')
+    args.output.write_text(
+        json.dumps(
+            {
+                'benchmark': 'soak',
+                'commit': _commit(),
+                'started': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(started)),
+                'minutes': args.minutes,
+                'window_s': args.window,
+                'warmup_s': args.warmup,
+                'rate': args.rate,
+                'max_drift': args.max_drift,
+                'floors': floors,
+                'windows': [asdict(w) for w in report.windows],
+                'drift': report.drift,
+                'failures': report.failures,
+            },
+            indent=2,
+        )
+        + '\n'
+    )
     print(table(report))
-    print(f'\ncommit {_commit()}, {args.rate:g} req/s for {args.minutes:g} min, windows of {args.window:g} s after '
-          f'{args.warmup:g} s of warm-up; JSON: {args.output}')
+    print(
+        f'\ncommit {_commit()}, {args.rate:g} req/s for {args.minutes:g} min, windows of {args.window:g} s after '
+        f'{args.warmup:g} s of warm-up; JSON: {args.output}'
+    )
     if report.failures:
         print('\nFAILED: ' + '; '.join(report.failures))
         return 1
@@ -142,24 +170,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(*, total: float, window: float, warmup: float, rate: float) -> list[Window]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        env = {**os.environ, 'DATA_DIR': str(Path(tmp) / 'data'), 'LOG_LEVEL': 'warning',
-               'SECRET_KEY': 'soak-' * 8, 'REDIS_URL': ''}
+        env = {
+            **os.environ,
+            'DATA_DIR': str(Path(tmp) / 'data'),
+            'LOG_LEVEL': 'warning',
+            'SECRET_KEY': 'soak-' * 8,
+            'REDIS_URL': '',
+        }
         env.pop('DATABASE_URL', None)
-        engine_url = stack.enter_context(_process(
-            [sys.executable, '-m', 'sim', 'vllm', '--tokens', '16', '--ttft-ms', '20', '--token-delay-ms', '2'],
-            env, '/health'))
+        engine_url = stack.enter_context(
+            _process(
+                [sys.executable, '-m', 'sim', 'vllm', '--tokens', '16', '--ttft-ms', '20', '--token-delay-ms', '2'],
+                env,
+                '/health',
+            )
+        )
         _mindrouter(env, 'migrate')
         _mindrouter(env, 'create-user', 'soak', '--role', 'admin')
         key = _mindrouter(env, 'create-key', 'soak').strip()
-        gateway_url = stack.enter_context(_process(
-            [str(Path(sys.executable).parent / 'mindrouter'), 'serve', '--no-ui'], env, '/healthz',
-            stderr=Path(tmp) / 'gateway.log'))
+        gateway_url = stack.enter_context(
+            _process(
+                [str(Path(sys.executable).parent / 'mindrouter'), 'serve', '--no-ui'],
+                env,
+                '/healthz',
+                stderr=Path(tmp) / 'gateway.log',
+            )
+        )
         headers = {'X-API-Key': key}
-        httpx.post(f'{gateway_url}/api/admin/backends/register', headers=headers, timeout=30,
-                   json={'name': 'sim', 'url': engine_url, 'engine': 'vllm', 'max_concurrent': 256}
-                   ).raise_for_status()
-        httpx.put(f'{gateway_url}/api/admin/users/soak/quota', headers=headers, timeout=30,
-                  json={'rpm_limit': 0, 'max_concurrent': 0, 'token_budget': 0, 'note': 'soak'}).raise_for_status()
+        httpx.post(
+            f'{gateway_url}/api/admin/backends/register',
+            headers=headers,
+            timeout=30,
+            json={'name': 'sim', 'url': engine_url, 'engine': 'vllm', 'max_concurrent': 256},
+        ).raise_for_status()
+        httpx.put(
+            f'{gateway_url}/api/admin/users/soak/quota',
+            headers=headers,
+            timeout=30,
+            json={'rpm_limit': 0, 'max_concurrent': 0, 'token_budget': 0, 'note': 'soak'},
+        ).raise_for_status()
         results, samples = asyncio.run(_traffic(gateway_url, key, total=total, rate=rate))
     return windows_of(results, samples, window=window, warmup=warmup, total=total)
 
@@ -172,9 +221,12 @@ async def _traffic(url: str, key: str, *, total: float, rate: float) -> tuple[li
     results: list[Result] = []
     samples: list[Sample] = []
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
-                                 headers={'Authorization': f'Bearer {key}', 'anthropic-version': '2023-06-01'}
-                                 ) as client:
+    async with httpx.AsyncClient(
+        base_url=url,
+        limits=limits,
+        timeout=60,
+        headers={'Authorization': f'Bearer {key}', 'anthropic-version': '2023-06-01'},
+    ) as client:
         loop = asyncio.get_running_loop()
         began = loop.time()
 
@@ -193,9 +245,15 @@ async def _traffic(url: str, key: str, *, total: float, rate: float) -> tuple[li
             while True:
                 await asyncio.sleep(SAMPLE_EVERY)
                 text = (await client.get('/metrics')).text
-                samples.append(Sample(at=loop.time() - began, rss_mb=_gauge(text, 'process_resident_memory_bytes') / MB,
-                                      open_fds=_gauge(text, 'process_open_fds'),
-                                      tasks=_gauge(text, 'mindrouter_event_loop_tasks'), loop=lag.parse(text)))
+                samples.append(
+                    Sample(
+                        at=loop.time() - began,
+                        rss_mb=_gauge(text, 'process_resident_memory_bytes') / MB,
+                        open_fds=_gauge(text, 'process_open_fds'),
+                        tasks=_gauge(text, 'mindrouter_event_loop_tasks'),
+                        loop=lag.parse(text),
+                    )
+                )
 
         watcher = asyncio.create_task(sampler())
         running: set[asyncio.Task[None]] = set()
@@ -217,8 +275,9 @@ def _gauge(text: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def windows_of(results: list[Result], samples: list[Sample], *, window: float, warmup: float,
-               total: float) -> list[Window]:
+def windows_of(
+    results: list[Result], samples: list[Sample], *, window: float, warmup: float, total: float
+) -> list[Window]:
     windows = []
     start = warmup
     while start + window <= total + 1e-9:
@@ -254,26 +313,35 @@ def judge(windows: list[Window], *, max_drift: float, floors: dict[str, float] =
         before, after = getattr(first, name), getattr(last, name)
         report.drift[name] = round((after - before) / max(before, floor), 4)
         if report.drift[name] > max_drift:
-            report.failures.append(f'{name} grew from {before:g} to {after:g} ({report.drift[name]:+.1%}, '
-                                   f'floor {floor:g})')
+            report.failures.append(
+                f'{name} grew from {before:g} to {after:g} ({report.drift[name]:+.1%}, floor {floor:g})'
+            )
     for current in windows:
         if current.requests == 0 or current.errors > MAX_ERROR_SHARE * current.requests:
-            report.failures.append(f'{current.errors} of {current.requests} requests failed in the window from '
-                                   f'{current.start_s:g} s')
+            report.failures.append(
+                f'{current.errors} of {current.requests} requests failed in the window from {current.start_s:g} s'
+            )
     return report
 
 
 def table(report: Report) -> str:
-    rows = ['| window (s) | requests | errors | p50 ms | p99 ms | RSS MB | open fds | tasks | loop stalls > 5 ms '
-            '| loop lag max ms |', '|---|---|---|---|---|---|---|---|---|---|']
+    rows = [
+        '| window (s) | requests | errors | p50 ms | p99 ms | RSS MB | open fds | tasks | loop stalls > 5 ms '
+        '| loop lag max ms |',
+        '|---|---|---|---|---|---|---|---|---|---|',
+    ]
     for w in report.windows:
         top = '' if w.loop_lag_max_ms is None else f'≤ {w.loop_lag_max_ms:g}'
         stalls = '' if w.loop_stalls is None else w.loop_stalls
-        rows.append(f'| {w.start_s:g} to {w.end_s:g} | {w.requests:,} | {w.errors} | {w.p50_ms} | {w.p99_ms} | '
-                    f'{w.rss_mb} | {w.open_fds:g} | {w.tasks:g} | {stalls} | {top} |')
+        rows.append(
+            f'| {w.start_s:g} to {w.end_s:g} | {w.requests:,} | {w.errors} | {w.p50_ms} | {w.p99_ms} | '
+            f'{w.rss_mb} | {w.open_fds:g} | {w.tasks:g} | {stalls} | {top} |'
+        )
     rows.append('')
-    rows.append('drift, last window vs first (growth / max(first, floor)): ' + ', '.join(
-        f'{name} {value:+.1%}' for name, value in report.drift.items()))
+    rows.append(
+        'drift, last window vs first (growth / max(first, floor)): '
+        + ', '.join(f'{name} {value:+.1%}' for name, value in report.drift.items())
+    )
     return '\n'.join(rows)
 
 
