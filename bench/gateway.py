@@ -113,11 +113,12 @@ def run(seconds: int, redis_url: str = '', *, cells: Sequence[str] = CELLS, ttft
                   ).raise_for_status()
         gateway_pid = _listening_pid(gateway_url)
 
-        chat = {'model': MODEL, 'messages': [{'role': 'user', 'content': PROMPT}]}
-        stream = {**chat, 'stream': True, 'max_tokens': STREAM_TOKENS}
-        paced = {'model': PACED_MODEL, 'messages': [{'role': 'user', 'content': PROMPT}], 'stream': True}
-        plan = {'chat1': ('chat', chat, 1), 'chat64': ('chat', chat, 64), 'sse16': ('sse', stream, 16),
-                'ttft64': ('ttft', paced, 64)}
+        chat: dict[str, object] = {'model': MODEL, 'messages': [{'role': 'user', 'content': PROMPT}]}
+        stream: dict[str, object] = {**chat, 'stream': True, 'max_tokens': STREAM_TOKENS}
+        paced: dict[str, object] = {**chat, 'model': PACED_MODEL, 'stream': True}
+        plan: dict[str, tuple[str, dict[str, object], int]] = {
+            'chat1': ('chat', chat, 1), 'chat64': ('chat', chat, 64), 'sse16': ('sse', stream, 16),
+            'ttft64': ('ttft', paced, 64)}
         results = []
         for name, body, connections in (plan[cell] for cell in CELLS if cell in cells):
             targets = (('direct', paced_url if name == 'ttft' else engine_url), ('gateway', gateway_url))
