@@ -39,11 +39,14 @@ import httpx
 from bench import lag
 from bench.gateway import _mindrouter, _process
 from bench.key_check import _commit
+from bench.streams import fetch, post_request
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 MODEL = 'meta-llama/Llama-3.2-1B-Instruct'
 MB = 2**20
 SAMPLE_EVERY = 5.0  # seconds between /metrics samples
+MAX_IN_FLIGHT = 500
+REQUEST_TIMEOUT = 60.0
 MAX_ERROR_SHARE = 0.01
 FLOORS = {'p50_ms': 20.0, 'p99_ms': 50.0, 'rss_mb': 50.0, 'open_fds': 50.0, 'tasks': 50.0}
 _PROMPT = [{'role': 'user', 'content': 'Say something about soak tests.'}]
@@ -218,30 +221,33 @@ Result = tuple[float, float | None]
 
 
 async def _traffic(url: str, key: str, *, total: float, rate: float) -> tuple[list[Result], list[Sample]]:
+    """Open loop: request n starts at n / rate seconds. A raw socket client (bench/streams.py), one connection per
+    request: a pooled client library spent more CPU per request as requests piled up on a loaded machine, until the
+    client, not the gateway, set the pace. At most MAX_IN_FLIGHT at once; a request that has to wait for one of
+    them counts as a failure (the gateway fell behind)."""
     results: list[Result] = []
     samples: list[Sample] = []
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(
-        base_url=url,
-        limits=limits,
-        timeout=60,
-        headers={'Authorization': f'Bearer {key}', 'anthropic-version': '2023-06-01'},
-    ) as client:
-        loop = asyncio.get_running_loop()
-        began = loop.time()
+    headers = {'Authorization': f'Bearer {key}', 'anthropic-version': '2023-06-01'}
+    requests = [post_request(f'{url}{kind.path}', headers, kind.body) for kind in KINDS]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    in_flight = 0
 
-        async def one(kind: Kind, at: float) -> None:
-            try:
-                async with client.stream('POST', kind.path, json=kind.body) as response:
-                    tail = b''
-                    async for chunk in response.aiter_bytes():
-                        tail = (tail + chunk)[-4096:]
-                    ok = response.status_code == 200 and kind.done in tail
-            except httpx.HTTPError:
-                ok = False
-            results.append((at, (loop.time() - began - at) * 1000 if ok else None))
+    async def one(n: int, at: float) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        host, port, request = requests[n % len(KINDS)]
+        try:
+            status, tail = await asyncio.wait_for(fetch(host, port, request), REQUEST_TIMEOUT)
+            ok = status == 200 and KINDS[n % len(KINDS)].done in tail
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
+            ok = False
+        finally:
+            in_flight -= 1
+        results.append((at, (loop.time() - began - at) * 1000 if ok else None))
 
-        async def sampler() -> None:
+    async def sampler() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             while True:
                 await asyncio.sleep(SAMPLE_EVERY)
                 text = (await client.get('/metrics')).text
@@ -255,18 +261,21 @@ async def _traffic(url: str, key: str, *, total: float, rate: float) -> tuple[li
                     )
                 )
 
-        watcher = asyncio.create_task(sampler())
-        running: set[asyncio.Task[None]] = set()
-        for n in range(int(total * rate)):
-            at = n / rate
-            delay = began + at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one(KINDS[n % len(KINDS)], at))
-            running.add(task)
-            task.add_done_callback(running.discard)
-        await asyncio.gather(*running)
-        watcher.cancel()
+    watcher = asyncio.create_task(sampler())
+    running: set[asyncio.Task[None]] = set()
+    for n in range(int(total * rate)):
+        at = n / rate
+        delay = began + at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if in_flight >= MAX_IN_FLIGHT:
+            results.append((at, None))
+            continue
+        task = asyncio.create_task(one(n, at))
+        running.add(task)
+        task.add_done_callback(running.discard)
+    await asyncio.gather(*running)
+    watcher.cancel()
     return results, samples
 
 

@@ -47,6 +47,34 @@ async def run_streams(url: str, key: str, body: dict[str, object], streams: int,
     return figures
 
 
+def post_request(url: str, headers: dict[str, str], body: dict[str, object]) -> tuple[str, int, bytes]:
+    """Host, port and the bytes of a one-shot POST (`Connection: close`) to `url`."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or '127.0.0.1', parts.port or 80
+    data = json.dumps(body).encode()
+    lines = ''.join(f'{name}: {value}\r\n' for name, value in headers.items())
+    head = (
+        f'POST {parts.path or "/"} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{lines}'
+        f'Connection: close\r\nContent-Length: {len(data)}\r\n\r\n'
+    )
+    return host, port, head.encode() + data
+
+
+async def fetch(host: str, port: int, request: bytes, *, keep: int = 4096) -> tuple[int, bytes]:
+    """Send a one-shot request and read the answer to its end: the status and the answer's last `keep` bytes.
+    A client that costs a connect and a few reads per request, however many are in flight."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b'\r\n\r\n')
+        tail = b''
+        while chunk := await reader.read(65536):
+            tail = (tail + chunk)[-keep:]
+        return int(head[9:12]), tail
+    finally:
+        writer.close()
+
+
 async def _one(host: str, port: int, request: bytes, figures: StreamFigures) -> None:
     started = time.perf_counter()
     reader, writer = await asyncio.open_connection(host, port)
