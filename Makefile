@@ -18,7 +18,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # build backend that builds MindRouter in the gateway image).
 COMPILE = $(UV) pip compile --quiet --custom-compile-command "make lock" --generate-hashes --universal --python-version 3.11
 
-.PHONY: run demo test lint typecheck pytest check-lock lock upgrade bench bench-fairness clean
+.PHONY: run demo test lint typecheck pytest check-lock lock upgrade bench bench-fairness bench-gateway bench-soak clean
 
 run: $(STAMP)
 	$(BIN)/mindrouter serve --demo
@@ -43,6 +43,14 @@ bench: $(STAMP)
 
 bench-fairness: $(STAMP)
 	$(BIN)/python -m bench.fairness
+
+# Gateway vs direct, with the event loop's lag and the TTFT of 64 paced streams (docs/performance.md).
+bench-gateway: $(STAMP)
+	$(BIN)/python -m bench.gateway --seconds 10
+
+# 30 minutes of steady mixed traffic, judged for drift (exit status 1 when anything drifts).
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes 30
 
 # pyproject.toml and uv.lock must agree: a clone installs exactly what was tested, or nothing.
 check-lock: $(UV)

@@ -53,6 +53,7 @@ from core.scheduler.scheduler import FairScheduler
 from core.secretbox import SecretBox
 from core.speech.artifacts import AudioStore
 from core.status.cluster import ClusterStats
+from core.status.loop_lag import LoopLagMonitor
 from core.status.metrics import GatewayMetrics
 from core.telemetry.history import TelemetryRecorder
 from core.telemetry.poller import NodePoller
@@ -113,7 +114,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.secret_box = secret_box = SecretBox(settings.resolved_secret_key())
     node_poller = NodePoller(database, control_client, secret_box, on_status_change=monitor.reload)
     app.state.node_poller = node_poller
-    app.state.metrics = GatewayMetrics(registry, lambda: scheduler.waiting, lambda: node_poller.snapshots)
+    loop_lag = LoopLagMonitor(interval=settings.loop_lag_interval, stall_threshold=settings.loop_stall_ms / 1000,
+                              trace=settings.loop_stall_trace)
+    app.state.metrics = GatewayMetrics(registry, lambda: scheduler.waiting, lambda: node_poller.snapshots,
+                                       loop_lag=loop_lag)
     app.state.cluster_stats = ClusterStats(database, registry)
     telemetry = TelemetryRecorder(database, node_poller, registry,
                                   retention_days=lambda: settings.telemetry_retention_days)
@@ -178,16 +182,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     responses.start()
     await ledger.start()
     await jobs.start()
+    if settings.loop_lag_interval:
+        loop_lag.start()
     if settings.gc_freeze:  # what start-up built lives as long as the process (docs/performance.md)
         gc.collect()
         gc.freeze()
     shutdown.listen()  # after the server installed its signal handlers: ours chain onto them
+    if settings.gc_gen0_threshold:  # young collections when garbage accumulates, not every few requests
+        gc.set_threshold(settings.gc_gen0_threshold, *gc.get_threshold()[1:])
     try:
         yield
     finally:
         shutdown.close()
         runtime.install(None)
         await settings_sync.stop()
+        loop_lag.stop()
         await jobs.stop()
         await monitor.stop()
         await ledger.stop()

@@ -1,20 +1,26 @@
 """Benchmark: what the gateway adds, measured side by side with direct access to the same engine.
 
-    python -m bench.gateway [--seconds 10] [--redis redis://127.0.0.1:6379/0]
+    python -m bench.gateway [--seconds 10] [--redis redis://127.0.0.1:6379/0] [--cells chat1,ttft64]
+                            [--trace-stalls FILE]
 
 Topology (reference/peers-and-targets.md §6.2): the gateway (`mindrouter serve --no-ui`, one worker,
-auth on, audit trail on, SQLite) pinned to core 0; the simulated vLLM engine and the load generator
-(wrk) pinned to core 1. For each cell wrk runs the same request against the engine directly and through
-the gateway. Cells: a small non-streaming chat (20-token answer) at 1 and 64 connections, and a
-streaming chat (64 tokens, SSE) at 16 connections. Prints a markdown table and writes
-bench/results/gateway.json. With --redis the gateway counts its slots in that Redis (the fleet-wide
-admission ledger of a multi-worker deployment) and the results go to bench/results/gateway-redis.json.
+auth on, audit trail on, SQLite) pinned to core 0; the simulated vLLM engines and the load generators
+(wrk, bench/streams.py) pinned to core 1. For each cell the same request runs against the engine directly
+and through the gateway. Cells: a small non-streaming chat (20-token answer) at 1 and 64 connections
+(`chat1`, `chat64`), a streaming chat (64 tokens, SSE, back to back) at 16 connections (`sse16`), and the
+time to first token of 64 concurrent paced streams (`ttft64`: the engine waits 100 ms, then sends 200 tokens
+20 ms apart; target T6). For every gateway cell the gateway's event-loop lag over the cell is read from its
+/metrics (ticked every millisecond here, so that every stall over 5 ms is counted). Prints markdown tables and
+writes bench/results/gateway.json. With --redis the gateway counts its slots in that Redis (the fleet-wide
+admission ledger of a multi-worker deployment) and the results go to bench/results/gateway-redis.json. With
+--trace-stalls the gateway logs where its loop was during each stall (LOOP_STALL_TRACE) into FILE.
 Needs `wrk` (Debian package) and `taskset`. A benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -23,19 +29,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 
+from bench import lag
 from bench.key_check import _commit, _cpu_model
+from bench.streams import run_streams
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 MODEL = 'meta-llama/Llama-3.2-1B-Instruct'
 PROMPT = 'x' * 200  # the ~200 byte prompt of target T1
 STREAM_TOKENS = 64
+PACED_MODEL = 'bench/paced'  # served by the second engine: TTFT 100 ms, 200 tokens 20 ms apart (target T6)
+CELLS = ('chat1', 'chat64', 'sse16', 'ttft64')
 
 
 @dataclass
@@ -49,16 +59,23 @@ class Cell:
     p99_ms: float
     errors: int
     gateway_cpu_ms_per_1k: float | None = None
+    loop_lag: lag.LagDelta | None = None  # the gateway's, over the cell
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description='gateway vs direct, side by side')
     parser.add_argument('--seconds', type=int, default=10, help='duration of each wrk run')
     parser.add_argument('--redis', default='', help='REDIS_URL for the gateway: slots counted in Redis')
+    parser.add_argument('--cells', default=','.join(CELLS), help=f'comma-separated subset of {",".join(CELLS)}')
+    parser.add_argument('--ttft-seconds', type=int, default=20, help='duration of the ttft64 cell (4 s a stream)')
+    parser.add_argument('--trace-stalls', type=Path, help='log where the loop was during each stall into this file')
     args = parser.parse_args()
     if not shutil.which('wrk') or not shutil.which('taskset'):
         sys.exit('bench.gateway needs wrk and taskset (apt-get install wrk util-linux)')
-    cells = run(args.seconds, args.redis)
+    chosen = [name.strip() for name in args.cells.split(',') if name.strip()]
+    if unknown := set(chosen) - set(CELLS):
+        sys.exit(f'unknown cells: {", ".join(sorted(unknown))}')
+    cells = run(args.seconds, args.redis, cells=chosen, ttft_seconds=args.ttft_seconds, trace=args.trace_stalls)
     RESULTS.mkdir(exist_ok=True)
     result = {'benchmark': 'gateway', 'commit': _commit(), 'machine': f'{os.cpu_count()} cores, {_cpu_model()}',
               'python': sys.version.split()[0], 'seconds_per_cell': args.seconds, 'redis': bool(args.redis),
@@ -68,43 +85,80 @@ def main() -> None:
     print(f'\n{result["machine"]}, Python {result["python"]}, commit {result["commit"]}, {args.seconds} s per cell')
 
 
-def run(seconds: int, redis_url: str = '') -> list[Cell]:
+def run(seconds: int, redis_url: str = '', *, cells: Sequence[str] = CELLS, ttft_seconds: int = 20,
+        trace: Path | None = None) -> list[Cell]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         env = {**os.environ, 'DATA_DIR': str(root / 'data'), 'LOG_LEVEL': 'error', 'SECRET_KEY': 'bench-' * 8,
-               'REDIS_URL': redis_url, 'REDIS_PREFIX': f'bench-{os.getpid()}'}
+               'REDIS_URL': redis_url, 'REDIS_PREFIX': f'bench-{os.getpid()}', 'LOOP_LAG_INTERVAL': '0.001'}
         env.pop('DATABASE_URL', None)
         engine_url = stack.enter_context(_process(
             ['taskset', '-c', '1', sys.executable, '-m', 'sim', 'vllm', '--tokens', '20'], env, '/health'))
+        paced_url = stack.enter_context(_process(
+            ['taskset', '-c', '1', sys.executable, '-m', 'sim', 'vllm', '--models', PACED_MODEL, '--tokens', '200',
+             '--ttft-ms', '100', '--token-delay-ms', '20'], env, '/health'))
         _mindrouter(env, 'migrate')
         _mindrouter(env, 'create-user', 'bench', '--role', 'admin')
         key = _mindrouter(env, 'create-key', 'bench').strip()
+        gateway_env = {**env, 'LOOP_STALL_TRACE': 'true', 'LOG_LEVEL': 'warning'} if trace else env
         gateway_url = stack.enter_context(_process(
-            ['taskset', '-c', '0', str(Path(sys.executable).parent / 'mindrouter'), 'serve', '--no-ui'], env,
-            '/healthz'))
-        httpx.post(f'{gateway_url}/api/admin/backends/register', headers={'X-API-Key': key}, timeout=30,
-                   json={'name': 'sim', 'url': engine_url, 'engine': 'vllm', 'max_concurrent': 512}
-                   ).raise_for_status()
+            ['taskset', '-c', '0', str(Path(sys.executable).parent / 'mindrouter'), 'serve', '--no-ui'], gateway_env,
+            '/healthz', stderr=trace))
+        for name, url in (('sim', engine_url), ('paced', paced_url)):
+            httpx.post(f'{gateway_url}/api/admin/backends/register', headers={'X-API-Key': key}, timeout=30,
+                       json={'name': name, 'url': url, 'engine': 'vllm', 'max_concurrent': 512}).raise_for_status()
         # A load generator is one user far past any human's limits: lift them (0 = unlimited).
         httpx.put(f'{gateway_url}/api/admin/users/bench/quota', headers={'X-API-Key': key}, timeout=30,
                   json={'rpm_limit': 0, 'max_concurrent': 0, 'token_budget': 0, 'note': 'benchmark'}
                   ).raise_for_status()
         gateway_pid = _listening_pid(gateway_url)
 
-        chat = {'model': MODEL, 'messages': [{'role': 'user', 'content': PROMPT}]}
-        stream = {**chat, 'stream': True, 'max_tokens': STREAM_TOKENS}
-        cells = []
-        for name, body, connections in (('chat', chat, 1), ('chat', chat, 64), ('sse', stream, 16)):
-            for target, url in (('direct', engine_url), ('gateway', gateway_url)):
-                _wrk(root, url, key, body, connections, 2)  # warm-up
-                before = _cpu_ms(gateway_pid)
-                cell = _wrk(root, url, key, body, connections, seconds)
+        chat: dict[str, object] = {'model': MODEL, 'messages': [{'role': 'user', 'content': PROMPT}]}
+        stream: dict[str, object] = {**chat, 'stream': True, 'max_tokens': STREAM_TOKENS}
+        paced: dict[str, object] = {**chat, 'model': PACED_MODEL, 'stream': True}
+        plan: dict[str, tuple[str, dict[str, object], int]] = {
+            'chat1': ('chat', chat, 1), 'chat64': ('chat', chat, 64), 'sse16': ('sse', stream, 16),
+            'ttft64': ('ttft', paced, 64)}
+        results = []
+        for name, body, connections in (plan[cell] for cell in CELLS if cell in cells):
+            targets = (('direct', paced_url if name == 'ttft' else engine_url), ('gateway', gateway_url))
+            for target, url in targets:
+                duration = ttft_seconds if name == 'ttft' else seconds
+                _measure(name, root, url, key, body, connections, 1 if name == 'ttft' else 2)  # warm-up
+                before, lag_before = _cpu_ms(gateway_pid), lag.scrape(gateway_url)
+                cell = _measure(name, root, url, key, body, connections, duration)
                 cell.name, cell.target = name, target
                 if target == 'gateway':
-                    completed = cell.requests_per_s * seconds
+                    cell.loop_lag = lag.delta(lag_before, lag.scrape(gateway_url))
+                    completed = cell.requests_per_s * duration
                     cell.gateway_cpu_ms_per_1k = round((_cpu_ms(gateway_pid) - before) / completed * 1000, 1)
-                cells.append(cell)
-        return cells
+                results.append(cell)
+        return results
+
+
+def _measure(name: str, root: Path, url: str, key: str, body: dict[str, object], connections: int,
+             seconds: int) -> Cell:
+    if name == 'ttft':
+        return _streams(url, key, body, connections, seconds)
+    return _wrk(root, url, key, body, connections, seconds)
+
+
+def _streams(url: str, key: str, body: dict[str, object], streams: int, seconds: int) -> Cell:
+    """Time to first token of `streams` paced streams at once, from core 1 like wrk."""
+    os.sched_setaffinity(0, {1})
+    try:
+        started = time.perf_counter()
+        figures = asyncio.run(run_streams(f'{url}/v1/chat/completions', key, body, streams, seconds))
+        elapsed = time.perf_counter() - started
+    finally:
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    ttft = sorted(figures.ttft_ms) or [0.0]
+
+    def at(q: float) -> float:
+        return round(ttft[min(len(ttft) - 1, int(q * len(ttft)))], 3)
+
+    return Cell(name='', target='', connections=streams, requests_per_s=round(len(figures.ttft_ms) / elapsed, 1),
+                p50_ms=at(0.5), p90_ms=at(0.9), p99_ms=at(0.99), errors=figures.errors)
 
 
 def _wrk(root: Path, base_url: str, key: str, body: dict[str, object], connections: int, seconds: int) -> Cell:
@@ -131,13 +185,15 @@ def _ms(value: str) -> float:
 
 
 @contextmanager
-def _process(command: list[str], env: dict[str, str], health: str) -> Iterator[str]:
+def _process(command: list[str], env: dict[str, str], health: str, stderr: Path | None = None) -> Iterator[str]:
     port = _free_port()
-    with subprocess.Popen([*command, '--port', str(port)], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL) as process:
+    with ExitStack() as files:
+        err = files.enter_context(stderr.open('w')) if stderr else subprocess.DEVNULL
+        process = files.enter_context(subprocess.Popen([*command, '--port', str(port)], env=env,
+                                                       stdout=subprocess.DEVNULL, stderr=err))
         url = f'http://127.0.0.1:{port}'
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # a loaded machine starts slowly
             while True:
                 try:
                     if httpx.get(f'{url}{health}', timeout=1).status_code == 200:
@@ -177,20 +233,29 @@ def _cpu_ms(pid: int) -> float:
 
 
 def _table(cells: list[Cell]) -> str:
-    rows = ['| cell | conns | target | req/s | p50 ms | p90 ms | p99 ms | errors | gateway CPU ms / 1k req |',
-            '|---|---|---|---|---|---|---|---|---|']
+    rows = ['| cell | conns | target | req/s | p50 ms | p90 ms | p99 ms | errors | gateway CPU ms / 1k req '
+            '| loop lag p99 ms | loop lag max ms | stalls > 5 ms: busy, off CPU |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for cell in cells:
         cpu = '' if cell.gateway_cpu_ms_per_1k is None else f'{cell.gateway_cpu_ms_per_1k:,.0f}'
+        loop = cell.loop_lag
+        lag_cells = '| | |' if loop is None else (
+            f'| ≤ {loop.p99_ms:g} | ≤ {loop.max_ms:g} | {loop.stalls}, {loop.off_cpu_stalls} |')
         rows.append(f'| {cell.name} | {cell.connections} | {cell.target} | {cell.requests_per_s:,.0f} | '
-                    f'{cell.p50_ms} | {cell.p90_ms} | {cell.p99_ms} | {cell.errors} | {cpu} |')
+                    f'{cell.p50_ms} | {cell.p90_ms} | {cell.p99_ms} | {cell.errors} | {cpu} {lag_cells}')
     by_key = {(c.name, c.connections, c.target): c for c in cells}
     rows.append('')
-    for name, connections in {(c.name, c.connections) for c in cells}:
+    for name, connections in dict.fromkeys((c.name, c.connections) for c in cells):
         direct, gateway = by_key[(name, connections, 'direct')], by_key[(name, connections, 'gateway')]
+        added = f'{gateway.p50_ms - direct.p50_ms:.3f} ms at p50, {gateway.p99_ms - direct.p99_ms:.3f} ms at p99'
+        if name == 'ttft':
+            rows.append(f'- time to first token of {connections} paced streams: the gateway adds {added} '
+                        f'({gateway.requests_per_s:,.1f} streams/s started)')
+            continue
         extra = f', {gateway.requests_per_s * STREAM_TOKENS:,.0f} SSE events/s' if name == 'sse' else ''
-        rows.append(f'- {name} at {connections} connection(s): the gateway adds '
-                    f'{gateway.p50_ms - direct.p50_ms:.3f} ms at p50 and serves {gateway.requests_per_s:,.0f} '
-                    f'req/s on one core{extra}')
+        rows.append(f'- {name} at {connections} connection(s): the gateway adds {added}; p99/p50 '
+                    f'{gateway.p99_ms / gateway.p50_ms:.1f}; it serves {gateway.requests_per_s:,.0f} req/s on one '
+                    f'core{extra}')
     return '\n'.join(rows)
 
 

@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     # at load 8-12 on two cores) uvicorn's own 5 s killed every worker in a loop and the gateway never came up. A
     # worker that dies is still seen at once; this only bounds how long a silent one is waited for.
     worker_healthcheck_timeout: int = Field(default=120, ge=1)
+    # Net new container objects between two young collections (Python's default: 700). A request allocates
+    # hundreds and frees them, and leaves almost no cyclic garbage, so 700 ran a young collection every few
+    # requests and promoted in-flight objects, which then triggered full collections (docs/performance.md). 0: keep
+    # Python's default.
+    gc_gen0_threshold: int = Field(default=10_000, ge=0)
+    # Event-loop lag (docs/performance.md#event-loop-lag): a timer every LOOP_LAG_INTERVAL seconds (0: off) notes
+    # how late it runs; later than LOOP_STALL_MS counts as a stall. LOOP_STALL_TRACE (a diagnostic) logs where the
+    # loop was during each stall.
+    loop_lag_interval: float = Field(default=0.025, ge=0, le=10)
+    loop_stall_ms: float = Field(default=5.0, gt=0)
+    loop_stall_trace: bool = False
     # Password sign-in (docs/security.md#sign-in): failures per account and per client address start a lock
     # that doubles with each further failure; password checks (64 MiB each) run a bounded number at a time.
     login_max_failures: int = Field(default=5, ge=1)  # per account, before the first lock

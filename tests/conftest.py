@@ -37,6 +37,7 @@ async def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     data_dir = tmp_path / 'data'
     monkeypatch.setenv('DATA_DIR', str(data_dir))
     monkeypatch.setenv('GC_FREEZE', 'false')  # hundreds of apps in one process: frozen cycles would never be freed
+    monkeypatch.setenv('GC_GEN0_THRESHOLD', '0')  # and the test process keeps Python's own collection schedule
     monkeypatch.chdir(tmp_path)  # no stray .env from the repository
     reset_settings()
     yield data_dir

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from core.registry.view import RegistryView
+from core.status.loop_lag import LoopLagMonitor
 from core.telemetry.sidecar import NodeSnapshot
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -22,7 +23,8 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 class GatewayMetrics:
     def __init__(self, registry_view: RegistryView, queue_depth: Callable[[], int],
-                 gpu_snapshots: Callable[[], Mapping[int, NodeSnapshot]] | None = None) -> None:
+                 gpu_snapshots: Callable[[], Mapping[int, NodeSnapshot]] | None = None,
+                 loop_lag: LoopLagMonitor | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter('mindrouter_requests', 'Inference requests by endpoint, model and outcome',
                                 ['endpoint', 'model', 'status'], registry=self.registry)
@@ -40,6 +42,10 @@ class GatewayMetrics:
         self.registry.register(_ClusterCollector(registry_view, queue_depth))
         if gpu_snapshots is not None:
             self.registry.register(_GpuCollector(gpu_snapshots))
+        if loop_lag is not None:
+            self.registry.register(_LoopCollector(loop_lag))
+        # process_resident_memory_bytes, process_open_fds, CPU seconds: read from /proc at scrape time.
+        ProcessCollector(registry=self.registry)
 
     def observe(self, *, endpoint: str, model: str, status: str, total_s: float, prompt_tokens: int,
                 completion_tokens: int, overhead_s: float | None = None) -> None:
@@ -87,6 +93,33 @@ class _ClusterCollector(Collector):
         yield from (in_flight, fleet, capacity, healthy, models)
         yield GaugeMetricFamily('mindrouter_queue_depth', 'Requests waiting for a free backend slot',
                                 value=self._queue_depth())
+
+
+class _LoopCollector(Collector):
+    """The event loop's lag (bench/ and bench/soak.py read these) and its task count, read at scrape time."""
+
+    def __init__(self, monitor: LoopLagMonitor) -> None:
+        self._monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._monitor.figures
+        lag = HistogramMetricFamily('mindrouter_event_loop_lag_seconds',
+                                    'How late the event loop ran a timer that was due (sampled every '
+                                    f'{self._monitor.interval:g} s)')
+        lag.add_metric([], figures.cumulative(), figures.total)
+        yield lag
+        threshold_ms = self._monitor.stall_threshold * 1000
+        stalls = CounterMetricFamily('mindrouter_event_loop_stalls',
+                                     f'Ticks the loop ran more than {threshold_ms:g} ms late; cpu=busy: its thread was '
+                                     'running (our code, a collection), off: it was not (the core was taken, or '
+                                     'it sat in a blocking call)', labels=['cpu'])
+        stalls.add_metric(['busy'], figures.stalls - figures.off_cpu_stalls)
+        stalls.add_metric(['off'], figures.off_cpu_stalls)
+        yield stalls
+        yield GaugeMetricFamily('mindrouter_event_loop_lag_max_seconds', 'The largest lag seen since start-up',
+                                value=figures.max_lag)
+        yield GaugeMetricFamily('mindrouter_event_loop_tasks', 'Asyncio tasks alive in this process',
+                                value=self._monitor.tasks())
 
 
 # sidecar field -> (metric name, help)

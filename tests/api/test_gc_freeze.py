@@ -23,3 +23,15 @@ async def test_start_up_freezes_what_it_built(app: FastAPI) -> None:
 @pytest.mark.parametrize('app_env', [{'GC_FREEZE': 'false'}])
 async def test_the_setting_turns_it_off(app: FastAPI) -> None:
     assert gc.get_freeze_count() == 0
+
+
+@pytest.fixture
+def restore_thresholds() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.set_threshold(*thresholds)
+
+
+@pytest.mark.parametrize('app_env', [{'GC_GEN0_THRESHOLD': '10000'}])
+async def test_young_collections_wait_for_ten_thousand_new_objects(restore_thresholds: None, app: FastAPI) -> None:
+    assert gc.get_threshold()[0] == 10_000

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -121,3 +123,25 @@ async def test_an_unreachable_database_is_named_to_no_anonymous_caller(monkeypat
     assert (ready.status_code, ready.json()) == (503, {'status': 'unavailable'})
     assert models.status_code == 503 and models.json()['error']['code'] == 'database_unavailable'
     assert 'db.internal.example' not in models.text
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+async def test_metrics_show_the_event_loops_lag_tasks_and_the_process(client: httpx.AsyncClient) -> None:
+    await asyncio.sleep(0.1)  # a few ticks of the lag monitor (every 25 ms by default)
+    text = (await client.get('/metrics')).text
+    ticks = re.search(r'^mindrouter_event_loop_lag_seconds_count (\S+)$', text, re.M)
+    assert ticks is not None and float(ticks.group(1)) >= 1
+    assert re.search(r'^mindrouter_event_loop_lag_seconds_bucket\{le="0.005"\} ', text, re.M)
+    assert re.search(r'^mindrouter_event_loop_stalls_total\{cpu="busy"\} \d', text, re.M)
+    tasks = re.search(r'^mindrouter_event_loop_tasks (\S+)$', text, re.M)
+    assert tasks is not None and float(tasks.group(1)) >= 1  # the background writers' tasks at least
+    assert re.search(r'^process_resident_memory_bytes \d', text, re.M)
+    assert re.search(r'^process_open_fds \d', text, re.M)
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+@pytest.mark.parametrize('app_env', [{'LOOP_LAG_INTERVAL': '0'}])
+async def test_the_lag_monitor_can_be_turned_off(client: httpx.AsyncClient) -> None:
+    await asyncio.sleep(0.05)
+    text = (await client.get('/metrics')).text
+    assert re.search(r'^mindrouter_event_loop_lag_seconds_count 0.0$', text, re.M)
