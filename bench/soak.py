@@ -12,7 +12,8 @@ file descriptors and asyncio tasks (medians of /metrics samples every 5 s), and 
 Drift compares the last window with the first, figure by figure. Only growth counts (a gateway that gets faster or
 smaller has not degraded), and it is measured against a floor so that small values do not turn noise into
 percentages: drift = (last - first) / max(first, floor). Floors: latency p50 20 ms, p99 50 ms, memory 50 MB,
-descriptors 50, tasks 50 (so, at 10 %, a latency must grow by at least 2 ms / 5 ms, descriptors and tasks by 5).
+descriptors 150 (the pools' own growth fits under it), tasks 50 (so, at 10 %, a latency must grow by at least
+2 ms / 5 ms, descriptors by 15, tasks by 5).
 The run fails (exit status 1) when any figure drifts more than --max-drift (10 %) or more than 1 % of the requests
 fail. Prints a markdown table and writes JSON (bench/results/soak.json unless --output). A benchmark that judges
 itself: tests/soak/test_soak.py runs a two-minute version.
@@ -48,7 +49,9 @@ SAMPLE_EVERY = 5.0  # seconds between /metrics samples
 MAX_IN_FLIGHT = 500
 REQUEST_TIMEOUT = 60.0
 MAX_ERROR_SHARE = 0.01
-FLOORS = {'p50_ms': 20.0, 'p99_ms': 50.0, 'rss_mb': 50.0, 'open_fds': 50.0, 'tasks': 50.0}
+# Descriptors: pools open connections as load varies and keep them (the database pool, DB_POOL_SIZE connections of
+# up to three files each on SQLite; the engine pool); growth within them is not a leak, so the floor covers them.
+FLOORS = {'p50_ms': 20.0, 'p99_ms': 50.0, 'rss_mb': 50.0, 'open_fds': 150.0, 'tasks': 50.0}
 _PROMPT = [{'role': 'user', 'content': 'Say something about soak tests.'}]
 
 
