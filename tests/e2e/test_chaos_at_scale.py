@@ -190,7 +190,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 'rpm_limit': 0, 'max_concurrent': 0, 'token_budget': 0, 'note': 'chaos run'}).raise_for_status()
         fleet = Fleet(url, admin, keys, sims, redis_port, root, root / 'data' / 'mindrouter.db', serve_pid,
                       redis_process)
-        stack.callback(lambda: fleet.redis_process and fleet.redis_process.kill())
+        stack.callback(stop_redis, fleet)  # the one running at the end (restart_redis replaces it)
         yield fleet
 
 
@@ -311,10 +311,14 @@ async def chaos(fleet: Fleet) -> Run:
     return run
 
 
+def stop_redis(fleet: Fleet) -> None:
+    if fleet.redis_process is not None:
+        fleet.redis_process.kill()
+        fleet.redis_process.wait()
+
+
 def restart_redis(fleet: Fleet) -> None:
-    assert fleet.redis_process is not None
-    fleet.redis_process.kill()
-    fleet.redis_process.wait()
+    stop_redis(fleet)
     time.sleep(1.0)  # requests keep coming meanwhile: the workers count on their own
     fleet.redis_process = subprocess.Popen(
         ['redis-server', '--port', str(fleet.redis_port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',

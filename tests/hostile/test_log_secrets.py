@@ -10,6 +10,7 @@ JSON-escaped, base64 of a basic-auth pair), and by a fragment of its middle, so 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -59,9 +60,10 @@ def test_no_secret_reaches_any_log_line(isolated_settings: Path, browser: webdri
     log_path = isolated_settings.parent / 'gateway.log'  # stdout and stderr
     env = {**os.environ, 'DATA_DIR': str(isolated_settings), **BUSY_JOBS, **settings}
     command = [str(BIN / 'mindrouter'), 'serve', '--demo', '--port', str(port)]
-    with running(command, env, log_path=log_path, ready_url=f'{url}/healthz', ready_within=120):
+    with running(command, env, log_path=log_path, ready_url=f'{url}/healthz', ready_within=120), \
+            contextlib.ExitStack() as clients:
         admin = admin_key(env)
-        as_admin = httpx.Client(base_url=url, headers={'X-API-Key': admin}, timeout=60)
+        as_admin = clients.enter_context(httpx.Client(base_url=url, headers={'X-API-Key': admin}, timeout=60))
         assert (
             as_admin.post(
                 '/api/admin/users', json={'username': 'carol', 'role': 'student', 'password': password}
@@ -77,7 +79,7 @@ def test_no_secret_reaches_any_log_line(isolated_settings: Path, browser: webdri
             == 201
         )
         chat = {'model': 'qwen3:0.6b', 'messages': [{'role': 'user', 'content': 'hi'}], 'max_tokens': 5}
-        client = httpx.Client(base_url=url, timeout=60)
+        client = clients.enter_context(httpx.Client(base_url=url, timeout=60))
         assert client.post('/v1/chat/completions', json=chat, headers={'Authorization': f'Bearer {key}'}).is_success
         assert (
             client.post(
