@@ -173,26 +173,24 @@ async def apply_capacity_advice(session: AsyncSession, *, backend_id: int) -> Ba
     backend.max_concurrent = advice.suggested
     backend.capacity_advice = None
     backend.updated_at = utcnow()
-    session.add(backend)
-    await session.commit()
-    await session.refresh(backend)
-    return backend
+    return await _save(session, backend)
 
 
 async def dismiss_capacity_advice(session: AsyncSession, *, backend_id: int) -> Backend:
     """An admin knows better (another client shares the engine, say): forget the advice until new evidence."""
     backend = await get_backend(session, backend_id=backend_id)
     backend.capacity_advice = None
-    session.add(backend)
-    await session.commit()
-    await session.refresh(backend)
-    return backend
+    return await _save(session, backend)
 
 
 async def set_status(session: AsyncSession, *, backend_id: int, status: BackendStatus) -> Backend:
     backend = await get_backend(session, backend_id=backend_id)
     backend.status = status
     backend.updated_at = utcnow()
+    return await _save(session, backend)
+
+
+async def _save(session: AsyncSession, backend: Backend) -> Backend:
     session.add(backend)
     await session.commit()
     await session.refresh(backend)
