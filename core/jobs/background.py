@@ -23,6 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.errors import DatabaseUnavailable
 from core.jobs.leadership import Leadership
+from core.models import BackendStatus
 from core.quotas.guard import QuotaGuard
 from core.registry.lifecycle import BackendLifecycle
 from core.registry.monitor import RegistryMonitor
@@ -132,7 +133,11 @@ class BackgroundJobs:
         self._quota.forget()
 
     async def _finish_drains(self) -> None:
-        await self._lifecycle.finish_drains()
+        # Twice a second, but the database is read only while this process's view shows a backend draining
+        # (every admin action reloads it; another worker's drain shows at the next reload, and the drain waits a
+        # reload interval to settle anyway): an idle check no longer costs a query that a request waits behind.
+        if any(backend.status == BackendStatus.draining for backend in self._registry.backends):
+            await self._lifecycle.finish_drains()
 
     def _leader(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         async def run_if_leader() -> None:

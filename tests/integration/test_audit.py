@@ -58,3 +58,38 @@ async def test_a_record_whose_backend_was_deleted_meanwhile_is_kept_under_its_na
         rows = {row.request_id: row for row in await session.exec(select(RequestLog))}
     assert set(rows) == {'before', 'other'} and writer.dropped == 0
     assert (rows['before'].backend_id, rows['before'].backend_name) == (None, 'gone')
+
+
+async def test_a_row_the_database_refuses_costs_only_itself(database: Database) -> None:
+    """A request id written twice (the unique key refuses it): the rest of its batch, which spans several calls
+    into the database, goes in; only the culprit is dropped and counted."""
+    writer = AuditWriter(database, batch_size=500)
+    writer.submit(AuditRecord(request_id='dup', endpoint='/api/chat', status='completed', http_status=200))
+    assert await writer.flush()
+    for n in range(99):
+        writer.submit(AuditRecord(request_id='dup' if n == 70 else f'r{n}', endpoint='/api/chat',
+                                  status='completed', http_status=200))
+    assert await writer.flush()
+    async with database.session() as session:
+        ids = [row.request_id for row in await session.exec(select(RequestLog))]
+    assert sorted(ids) == sorted(['dup', *(f'r{n}' for n in range(99) if n != 70)])
+    assert writer.dropped == 1 and writer.pending == 0
+
+
+async def test_what_arrives_during_a_write_waits_for_the_next_tick(database: Database) -> None:
+    """A full batch wakes the writer; what is left after it, short of a batch, waits for the interval instead of
+    starting a transaction of its own at once (a busy gateway made hundreds of two-row transactions a second)."""
+    writer = AuditWriter(database, interval=30, batch_size=10)
+    writer.start()
+    try:
+        for n in range(25):
+            writer.submit(AuditRecord(request_id=f'r{n}', endpoint='/api/chat', status='completed', http_status=200))
+        for _ in range(100):
+            if writer.written == 20:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert (writer.written, writer.pending) == (20, 5)
+    finally:
+        await writer.stop()
+    assert (writer.written, writer.pending) == (25, 0)
