@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -78,6 +79,15 @@ class Database:
         except CONNECTION_ERRORS as exc:
             raise unavailable(self.location, exc) from exc
 
+    def background_sqlite(self) -> aiosqlite.Connection | None:
+        """A connection of its own to the SQLite file, for a background writer (the audit trail), whose thread lets
+        the event loop go first for the CPU (`BackgroundSqliteConnection`); None on MariaDB or in-memory SQLite. The
+        caller opens and closes it (`async with`)."""
+        url = prepare_url(self.url)
+        if url.get_backend_name() != 'sqlite' or not url.database or url.database == ':memory:':
+            return None
+        return aiosqlite.connect(url.database, timeout=30, factory=BackgroundSqliteConnection)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -121,7 +131,7 @@ def prepare_url(url: URL | str) -> URL:
 def _create_engine(url: URL, *, pool_size: int, max_overflow: int, pool_recycle: int) -> AsyncEngine:
     url = prepare_url(url)
     if url.get_backend_name() == 'sqlite':
-        engine = create_async_engine(url, connect_args={'timeout': 30, 'factory': _BackgroundSqliteConnection})
+        engine = create_async_engine(url, connect_args={'timeout': 30})
         event.listen(engine.sync_engine, 'connect', _sqlite_pragmas)
         return engine
     options: dict[str, Any] = {'connect_timeout': 5}
@@ -130,33 +140,34 @@ def _create_engine(url: URL, *, pool_size: int, max_overflow: int, pool_recycle:
                                pool_recycle=pool_recycle, connect_args=options)
 
 
-# How far behind the event loop SQLite's worker threads queue for the CPU (os.nice steps, Linux only).
-SQLITE_THREAD_NICENESS = 10
+# How far behind the event loop a background writer's thread queues for the CPU (nice steps, Linux only).
+BACKGROUND_NICENESS = 10
 
 
-class _BackgroundSqliteConnection(sqlite3.Connection):
+class BackgroundSqliteConnection(sqlite3.Connection):
     """A SQLite connection whose worker thread lets the event loop go first for the CPU.
 
-    aiosqlite runs each connection in a thread of its own and opens the connection there, so this constructor runs
-    in that thread. On a busy core, an audit batch of a few hundred rows (~5 ms of SQLite's own work, without the
-    GIL) otherwise takes half the core away from the requests in flight for as long as it lasts; at a lower
-    priority it runs in the loop's idle moments (docs/performance.md#tail-latency). The loop waits for a thread's
-    result only when it has nothing else to do, so reads are not slowed.
+    aiosqlite opens the connection in the thread that serves it, so this constructor runs there and lowers that
+    thread's own priority. On a busy core an audit batch (~5 ms of SQLite's work, which runs without the GIL)
+    otherwise takes the core from the requests in flight for as long as it lasts; behind the loop it runs in the
+    loop's idle moments (docs/performance.md#the-one-connection-tail-the-audit-batch). Only background writes use
+    it: a thread the loop waits on for a request stays at the loop's own priority.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        _lower_thread_priority(SQLITE_THREAD_NICENESS)
+        _lower_thread_priority(BACKGROUND_NICENESS)
         super().__init__(*args, **kwargs)
+        _sqlite_pragmas(self, None)
 
 
 def _lower_thread_priority(steps: int) -> None:
     if not hasattr(os, 'setpriority'):
         return
-    thread = threading.get_native_id()  # on Linux a thread's own priority, not the whole process's
+    thread = threading.get_native_id()  # on Linux the calling thread's own priority, not the process's
     try:
         os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
     except OSError as exc:  # a sandbox without the call: a slower tail, nothing worse
-        log.debug('could not lower the SQLite thread priority: %s', exc)
+        log.debug('could not lower a background thread\'s priority: %s', exc)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

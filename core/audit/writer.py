@@ -185,27 +185,33 @@ class AuditWriter:
 
     async def _insert(self, records: list[AuditRecord]) -> None:
         statement = self._compiled()
-        if self._database.engine.dialect.driver == 'aiosqlite':
-            await self._insert_in_thread(statement, records)
-        else:
+        if self._database.engine.dialect.driver != 'aiosqlite' or not await self._insert_in_thread(statement, records):
             await self._insert_from_loop(statement, records)
         self.written += len(records)
 
-    async def _insert_in_thread(self, statement: _Statement, records: list[AuditRecord]) -> None:
-        """SQLite: the rows are converted and bound in the connection's own thread (aiosqlite's), which holds the
-        GIL only between two rows, and they go in chunks of `_ROWS_PER_CALL` calls: between two chunks the thread
-        waits on its queue, so a request never waits for the core behind more than one chunk (~0.3 ms). One
-        transaction for the batch (docs/performance.md#tail-latency)."""
-        async with self._database.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None  # an aiosqlite.Connection
-            for start in range(0, len(records), _ROWS_PER_CALL):
-                await driver.executemany(statement.sql, map(statement.row, records[start:start + _ROWS_PER_CALL]))
-            await driver.commit()  # on any failure before this, the pool rolls the connection back
+    async def _insert_in_thread(self, statement: _Statement, records: list[AuditRecord]) -> bool:
+        """SQLite: on a connection of the batch's own (core.db.BackgroundSqliteConnection), whose thread runs behind
+        the event loop for the CPU. The rows are converted and bound in that thread, which holds the GIL one row at
+        a time, `_ROWS_PER_CALL` rows a call: between two calls it waits on its queue, so a request never waits for
+        the core behind more than one call (~0.3 ms). One transaction for the batch. False on an in-memory database:
+        the caller goes through the pool."""
+        connection = self._database.background_sqlite()
+        if connection is None:
+            return False
+        async with connection as conn:  # opening one costs ~1 ms of its thread, a few times a second
+            try:
+                for start in range(0, len(records), _ROWS_PER_CALL):
+                    await conn.executemany(statement.sql, map(statement.row, records[start:start + _ROWS_PER_CALL]))
+                await conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()  # nothing of a refused batch stays half-written
+                raise
+        return True
 
     async def _insert_from_loop(self, statement: _Statement, records: list[AuditRecord]) -> None:
-        """MariaDB: aiomysql builds the statement in the event loop's thread; the rows are converted a slice per
-        turn of the loop so that a full batch does not hold it for milliseconds."""
+        """Through the pool (MariaDB; in-memory SQLite): aiomysql builds the statement in the event loop's thread, so
+        the rows are converted a slice per turn of the loop, and a full batch does not hold it for milliseconds."""
         rows: list[tuple[object, ...]] = []
         for start in range(0, len(records), _ROWS_PER_TURN):
             if start:  # a full batch took ~3 ms of the loop in one go (docs/performance.md#event-loop-lag)
