@@ -35,8 +35,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist): most of the suite waits on real servers, not on the CPU; tests/conftest.py keeps each
+# module's tests together and runs the machine-loading suites one at a time. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	taskset -c 0 $(BIN)/python -m bench.key_check

@@ -39,7 +39,7 @@ COLUMNS: list[dict[str, Any]] = [
     {'name': 'model', 'label': 'Model', 'field': 'model', 'align': 'left'},
     {'name': 'backend', 'label': 'Backend', 'field': 'backend', 'align': 'left'},
     {'name': 'status', 'label': 'Status', 'field': 'status', 'align': 'left'},
-    {'name': 'tokens', 'label': 'Tokens in / out', 'field': 'tokens', 'align': 'right'},
+    {'name': 'tokens', 'label': 'Tokens in / out · speech', 'field': 'tokens', 'align': 'right'},
     {'name': 'latency', 'label': 'Latency', 'field': 'latency', 'align': 'right'},
     {'name': 'schema', 'label': 'Schema', 'field': 'schema', 'align': 'center'},
 ]
@@ -259,6 +259,9 @@ def request_detail(record: dict[str, Any]) -> None:
         'Schema': fmt_schema(record['schema_valid']), 'Client IP': record['client_ip'] or '—',
         'User agent': record['user_agent'] or '—',
     }
+    if speech := speech_usage(record):
+        facts['Speech'] = speech
+        facts['Recording'] = 'kept (AUDIT_LOG_AUDIO was on)' if record['audio_path'] else 'not kept'
     with ui.grid(columns='auto 1fr').classes('w-full gap-x-4 gap-y-1 text-sm'):
         for name, value in facts.items():
             ui.label(name).classes('opacity-60')
@@ -303,8 +306,18 @@ def _note(text: str) -> None:
 def table_row(row: dict[str, Any]) -> dict[str, Any]:
     return {'request_id': row['request_id'], 'time': fmt_time(row['created_at']), 'user': row['user'] or '—',
             'endpoint': row['endpoint'], 'model': row['model'], 'backend': row['backend'] or '—',
-            'status': row['status'], 'tokens': f'{row["prompt_tokens"]:,} / {row["completion_tokens"]:,}',
+            'status': row['status'],
+            'tokens': speech_usage(row) or f'{row["prompt_tokens"]:,} / {row["completion_tokens"]:,}',
             'latency': fmt_ms(row['total_ms']), 'schema': fmt_schema(row['schema_valid'])}
+
+
+def speech_usage(row: dict[str, Any]) -> str:
+    """A speech request's own units (what its budget counts), or '' for any other request."""
+    if row['speech_chars']:
+        return f'{row["speech_chars"]:,} characters spoken'
+    if row['audio_seconds']:
+        return f'{row["audio_seconds"]:,.1f} s of audio heard'
+    return ''
 
 
 def parse_utc(value: str, *, field: str = 'Time') -> datetime | None:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
@@ -24,6 +25,41 @@ from core.config import reset_settings
 from core.db import Database, dispose_database
 
 pytest_plugins = ['nicegui.testing.user_plugin', 'tests.oidc']  # tests.oidc: the SSO tests' provider
+
+# Under pytest-xdist (`make test` runs two workers): a worker takes a module's tests whole, so that its
+# module-scoped servers start once; a package's whose fixtures are package- or session-wide too; and the suites
+# that load the machine on purpose (many server processes, thousands of requests, minutes of traffic) are one unit
+# of work, run one after another on one worker, first, so that none of them judges its timings while another one
+# floods the cores, and the longest unit starts at once. (xdist's own `loadgroup` marks do not work with pytest 9.)
+_PACKAGES_SHARING_FIXTURES = frozenset({'agents', 'browser', 'topology', 'multiprocess'})
+_LOADING_THE_MACHINE = frozenset({'multiprocess', 'topology', 'soak', 'e2e/test_chaos_at_scale.py'})
+_HEAVY = 'loading-the-machine'
+
+
+def work_unit(nodeid: str) -> str:
+    """What one xdist worker takes whole: the test's module, package, or the machine-loading suites."""
+    path = nodeid.split('::', 1)[0].removeprefix('tests/')
+    package = path.split('/', 1)[0] if '/' in path else ''
+    if package in _LOADING_THE_MACHINE or path in _LOADING_THE_MACHINE:
+        return _HEAVY
+    return package if package in _PACKAGES_SHARING_FIXTURES else path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: work_unit(item.nodeid) != _HEAVY)  # stable: modules stay whole and in order
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's, when it runs
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # in collection order: the heavy unit first
+    return WorkUnits(config, log)
+
 
 _SETTINGS_ENV = ('DATABASE_URL', 'SECRET_KEY', 'REDIS_URL', 'MINDROUTER_ENV', 'ARTIFACT_STORAGE_PATH', 'DATA_DIR')
 

@@ -150,6 +150,29 @@ async def test_opening_a_request_shows_its_conversation_and_everything_recorded(
     await user.should_see('Once upon a time')
 
 
+async def test_speech_requests_show_what_their_budgets_count(people: Database, user: User) -> None:
+    """Text to speech is counted in characters, speech to text in seconds of audio (docs/voice.md): the trail says
+    so in the list and in the request, with whether the recording was kept."""
+    await add_requests(
+        people,
+        {'request_id': 'r-tts', 'user': 'stu', 'ago': 1, 'endpoint': '/v1/audio/speech', 'model': 'kokoro',
+         'prompt_tokens': 0, 'completion_tokens': 0, 'speech_chars': 1234},
+        {'request_id': 'r-stt', 'user': 'stu', 'ago': 2, 'endpoint': '/v1/audio/transcriptions',
+         'model': 'whisper-1', 'prompt_tokens': 0, 'completion_tokens': 0, 'audio_seconds': 12.34,
+         'audio_path': 'audio/r-stt.wav'},
+        {'request_id': 'r-chat', 'user': 'stu', 'ago': 3})
+    await open_audit(user)
+    await sees_requests(user, 'r-tts', 'r-stt', 'r-chat')
+    assert [row['tokens'] for row in table(user).rows] == \
+        ['1,234 characters spoken', '12.3 s of audio heard', '12 / 34']
+
+    click_row(user, 'r-stt')
+    await user.should_see('12.3 s of audio heard')
+    await user.should_see('kept (AUDIT_LOG_AUDIO was on)')
+    click_row(user, 'r-tts')
+    await user.should_see('not kept')
+
+
 async def test_export_downloads_the_filters_conversations_as_json(trail: Database, user: User) -> None:
     await open_audit(user)
     user.find(marker='audit-user').type('stu')
