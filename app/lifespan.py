@@ -117,7 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     loop_lag = LoopLagMonitor(interval=settings.loop_lag_interval, stall_threshold=settings.loop_stall_ms / 1000,
                               trace=settings.loop_stall_trace)
     app.state.metrics = GatewayMetrics(registry, lambda: scheduler.waiting, lambda: node_poller.snapshots,
-                                       loop_lag=loop_lag)
+                                       loop_lag=loop_lag, audit=audit)
     app.state.cluster_stats = ClusterStats(database, registry)
     telemetry = TelemetryRecorder(database, node_poller, registry,
                                   retention_days=lambda: settings.telemetry_retention_days)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import operator
 import sqlite3
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 
@@ -65,7 +66,10 @@ class AuditRecord:
 _COLUMNS = tuple(f.name for f in fields(AuditRecord))
 _DATETIME_COLUMNS = frozenset(f.name for f in fields(AuditRecord) if 'datetime' in str(f.type))
 _ROWS_PER_TURN = 100  # rows converted between two turns of the event loop (~0.5 ms)
-_ROWS_PER_CALL = 32  # rows per call into SQLite's thread (~0.3 ms of that thread's time)
+# A writer that has fallen behind (a saturated core): batches this many times the usual size, and inserts of this
+# many rows a statement (32 x 27 parameters), so that its thread takes the GIL once per 32 rows, not once a row.
+_CATCH_UP_BATCHES = 10
+_CATCH_UP_ROWS_PER_STATEMENT = 32
 # A row the database refuses (a constraint), from SQLAlchemy or, for the SQLite path that bypasses it, sqlite3.
 _REFUSED = (IntegrityError, DataError, sqlite3.IntegrityError, sqlite3.DataError)
 
@@ -88,12 +92,30 @@ class _Statement:
         self._values: Callable[[AuditRecord], tuple[object, ...]] = operator.attrgetter(*order)
         self._datetimes = tuple(i for i, name in enumerate(order) if name in _DATETIME_COLUMNS)
         self._as_text = as_text  # SQLAlchemy's SQLite DATETIME is text; drivers elsewhere take datetimes
+        self._multi_row: dict[int, str] = {}  # rows -> statement (a full chunk and the batches' remainders)
 
     def row(self, record: AuditRecord) -> tuple[object, ...]:
         values = list(self._values(record))
         for i in self._datetimes:
             values[i] = _db_value(values[i], self._as_text)
         return tuple(values)
+
+    def multi_row_sql(self, rows: int) -> str:
+        """The insert for `rows` rows in one statement: INSERT ... VALUES (?, ...), (?, ...), ..."""
+        sql = self._multi_row.get(rows)
+        if sql is None:
+            head, values = self.sql.split(' VALUES ', 1)
+            sql = self._multi_row[rows] = f'{head} VALUES {", ".join([values] * rows)}'
+        return sql
+
+    def parameters_of(self, records: list[AuditRecord], rows: int) -> Iterator[tuple[object, ...]]:
+        """The parameters of `multi_row_sql(rows)` for `records` (a multiple of `rows`), statement by statement.
+        An iterator, so that sqlite3's `executemany` builds each set in the connection's own thread as it binds it."""
+        if rows == 1:
+            yield from map(self.row, records)
+            return
+        for start in range(0, len(records), rows):
+            yield tuple(itertools.chain.from_iterable(map(self.row, records[start:start + rows])))
 
 
 class AuditWriter:
@@ -145,9 +167,14 @@ class AuditWriter:
         """Write one batch; False when the database refused it (the batch stays buffered)."""
         if not self._buffer:
             return True
-        batch = [self._buffer.popleft() for _ in range(min(self._batch_size, len(self._buffer)))]
+        # Behind (two batches waiting, or the last writes at shutdown): on SQLite bigger batches, at a priority that
+        # gets a share of a saturated core; else its thread only takes the core when the event loop leaves it idle.
+        # (On MariaDB aiomysql builds the statement in the loop's thread: a bigger batch would stall the loop.)
+        behind = self._stopping or len(self._buffer) >= 2 * self._batch_size
+        size = self._batch_size * (_CATCH_UP_BATCHES if behind and self._database.is_sqlite_file else 1)
+        batch = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
         try:
-            await self._insert(batch)
+            await self._insert(batch, behind=behind)
         except asyncio.CancelledError:
             self._buffer.extendleft(reversed(batch))  # not written: keep it for the final flush
             raise
@@ -183,25 +210,36 @@ class AuditWriter:
             record.backend_id = None
             await self._insert([record])
 
-    async def _insert(self, records: list[AuditRecord]) -> None:
+    async def _insert(self, records: list[AuditRecord], *, behind: bool = True) -> None:
         statement = self._compiled()
-        if self._database.engine.dialect.driver != 'aiosqlite' or not await self._insert_in_thread(statement, records):
+        if (self._database.engine.dialect.driver != 'aiosqlite'
+                or not await self._insert_in_thread(statement, records, behind=behind)):
             await self._insert_from_loop(statement, records)
         self.written += len(records)
 
-    async def _insert_in_thread(self, statement: _Statement, records: list[AuditRecord]) -> bool:
-        """SQLite: on a connection of the batch's own (core.db.BackgroundSqliteConnection), whose thread runs behind
-        the event loop for the CPU. The rows are converted and bound in that thread, which holds the GIL one row at
-        a time, `_ROWS_PER_CALL` rows a call: between two calls it waits on its queue, so a request never waits for
-        the core behind more than one call (~0.3 ms). One transaction for the batch. False on an in-memory database:
-        the caller goes through the pool."""
-        connection = self._database.background_sqlite()
+    async def _insert_in_thread(self, statement: _Statement, records: list[AuditRecord], *, behind: bool) -> bool:
+        """SQLite: on a connection of the batch's own (core.db), whose thread runs behind the event loop for the CPU,
+        in one transaction; the rows are converted and bound in that thread as sqlite3 asks for them. False on an
+        in-memory database: the caller goes through the pool.
+
+        While the writer keeps up, the thread runs only when the loop leaves the core idle (SCHED_IDLE: a waking
+        loop takes the core back at once) and inserts a row a statement, so that the loop never waits longer for
+        the GIL than one row's conversion. Once it is behind, a saturated core leaves such a thread almost nothing,
+        and a hand-off of the GIL per row capped it at ~1,500 rows a second, below what one core serves: it then
+        runs at nice +10 (a share of the core) and inserts `_CATCH_UP_ROWS_PER_STATEMENT` rows a statement
+        (docs/performance.md#the-audit-trail-on-a-saturated-core)."""
+        connection = self._database.background_sqlite(idle=not behind)
         if connection is None:
             return False
+        rows = _CATCH_UP_ROWS_PER_STATEMENT if behind else 1
+        whole = len(records) - len(records) % rows
         async with connection as conn:  # opening one costs ~1 ms of its thread, a few times a second
             try:
-                for start in range(0, len(records), _ROWS_PER_CALL):
-                    await conn.executemany(statement.sql, map(statement.row, records[start:start + _ROWS_PER_CALL]))
+                # whole statements, then the rest in one statement of its own size
+                for part, per_statement in ((records[:whole], rows), (records[whole:], len(records) - whole)):
+                    if part:
+                        await conn.executemany(statement.multi_row_sql(per_statement),
+                                               statement.parameters_of(part, per_statement))
                 await conn.commit()
             except BaseException:
                 with contextlib.suppress(Exception):

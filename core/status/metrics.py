@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.audit.writer import AuditWriter
 from core.registry.view import RegistryView
 from core.status.loop_lag import LoopLagMonitor
 from core.telemetry.sidecar import NodeSnapshot
@@ -24,7 +25,7 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 class GatewayMetrics:
     def __init__(self, registry_view: RegistryView, queue_depth: Callable[[], int],
                  gpu_snapshots: Callable[[], Mapping[int, NodeSnapshot]] | None = None,
-                 loop_lag: LoopLagMonitor | None = None) -> None:
+                 loop_lag: LoopLagMonitor | None = None, audit: AuditWriter | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter('mindrouter_requests', 'Inference requests by endpoint, model and outcome',
                                 ['endpoint', 'model', 'status'], registry=self.registry)
@@ -44,6 +45,8 @@ class GatewayMetrics:
             self.registry.register(_GpuCollector(gpu_snapshots))
         if loop_lag is not None:
             self.registry.register(_LoopCollector(loop_lag))
+        if audit is not None:
+            self.registry.register(_AuditCollector(audit))
         # process_resident_memory_bytes, process_open_fds, CPU seconds: read from /proc at scrape time.
         ProcessCollector(registry=self.registry)
 
@@ -120,6 +123,22 @@ class _LoopCollector(Collector):
                                 value=figures.max_lag)
         yield GaugeMetricFamily('mindrouter_event_loop_tasks', 'Asyncio tasks alive in this process',
                                 value=self._monitor.tasks())
+
+
+class _AuditCollector(Collector):
+    """The audit trail's writer: what waits in memory, what it wrote and what it lost (a full buffer, a row the
+    database refused). A pending count that only grows means the database cannot keep up."""
+
+    def __init__(self, writer: AuditWriter) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily('mindrouter_audit_pending', 'Audit records waiting in memory to be written',
+                                value=self._writer.pending)
+        yield CounterMetricFamily('mindrouter_audit_written', 'Audit records written since start-up',
+                                  value=self._writer.written)
+        yield CounterMetricFamily('mindrouter_audit_dropped', 'Audit records lost since start-up (buffer full '
+                                  'during an outage, or a row the database refused)', value=self._writer.dropped)
 
 
 # sidecar field -> (metric name, help)

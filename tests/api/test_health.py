@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.factory import create_api_app
 from core import migrations
 from core.accounts import service as accounts
+from core.audit.writer import AuditRecord, AuditWriter
 from core.config import reset_settings
 from core.db import Database
 
@@ -137,6 +138,25 @@ async def test_metrics_show_the_event_loops_lag_tasks_and_the_process(client: ht
     assert tasks is not None and float(tasks.group(1)) >= 1  # the background writers' tasks at least
     assert re.search(r'^process_resident_memory_bytes \d', text, re.M)
     assert re.search(r'^process_open_fds \d', text, re.M)
+
+
+@pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)
+@pytest.mark.parametrize('app_env', [{'AUDIT_FLUSH_INTERVAL': '60'}])
+async def test_metrics_show_what_the_audit_trail_has_waiting_written_and_lost(app: FastAPI,
+                                                                              client: httpx.AsyncClient) -> None:
+    """An operator sees a writer that cannot keep up (pending only grows) before it has to drop anything."""
+    audit: AuditWriter = app.state.audit
+    for n in range(3):
+        audit.submit(AuditRecord(request_id=f'm{n}', endpoint='/v1/chat/completions', status='completed',
+                                 http_status=200))
+
+    def figures(text: str) -> tuple[float, ...]:
+        return tuple(float(re.search(rf'^mindrouter_audit_{name} (\S+)$', text, re.M).group(1))  # type: ignore[union-attr]
+                     for name in ('pending', 'written_total', 'dropped_total'))
+
+    assert figures((await client.get('/metrics')).text) == (3, 0, 0)
+    assert await audit.flush()
+    assert figures((await client.get('/metrics')).text) == (0, 3, 0)
 
 
 @pytest.mark.parametrize('database_url', ['sqlite'], indirect=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from core import migrations
@@ -82,14 +86,61 @@ async def test_what_arrives_during_a_write_waits_for_the_next_tick(database: Dat
     writer = AuditWriter(database, interval=30, batch_size=10)
     writer.start()
     try:
-        for n in range(25):
+        for n in range(15):
             writer.submit(AuditRecord(request_id=f'r{n}', endpoint='/api/chat', status='completed', http_status=200))
         for _ in range(100):
-            if writer.written == 20:
+            if writer.written == 10:
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)
-        assert (writer.written, writer.pending) == (20, 5)
+        assert (writer.written, writer.pending) == (10, 5)
     finally:
         await writer.stop()
-    assert (writer.written, writer.pending) == (25, 0)
+    assert (writer.written, writer.pending) == (15, 0)
+
+
+async def test_a_writer_that_is_behind_catches_up_in_bigger_batches(database: Database) -> None:
+    """Two batches or more waiting (a saturated core let the writer fall behind): on SQLite one transaction takes up
+    to ten batches, so that the writer keeps pace with what one core serves instead of dropping the oldest records.
+    MariaDB keeps its batch size (aiomysql builds the statement in the event loop's thread)."""
+    writer = AuditWriter(database, interval=30, batch_size=10)
+    for n in range(150):
+        writer.submit(AuditRecord(request_id=f'r{n}', endpoint='/api/chat', status='completed', http_status=200))
+    batch = 100 if database.is_sqlite_file else 10
+    assert await writer.flush()
+    assert (writer.written, writer.pending) == (batch, 150 - batch)
+    while writer.pending:
+        assert await writer.flush()
+    assert writer.written == 150
+    async with database.session() as session:
+        assert len((await session.exec(select(RequestLog))).all()) == 150
+
+
+@pytest.mark.skipif(not hasattr(os, 'SCHED_IDLE'), reason="SCHED_IDLE is Linux's")
+async def test_the_background_writer_thread_yields_the_core_to_the_event_loop(tmp_path: Path) -> None:
+    """The audit batch's own connection: while the writer keeps up its thread runs under SCHED_IDLE (a waking event
+    loop takes the core at once); once behind, at nice +10, which still gets a share of a saturated core."""
+    database = Database(f'sqlite+aiosqlite:///{tmp_path}/audit.db')
+
+    async def thread_priority(idle: bool) -> tuple[int, int]:
+        connection = database.background_sqlite(idle=idle)
+        assert connection is not None
+        async with connection as conn:  # a SQL function runs in the connection's own thread: ask it there
+            await conn.create_function('policy', 0, lambda: os.sched_getscheduler(0))
+            await conn.create_function('niceness', 0, _own_niceness)
+            async with conn.execute('SELECT policy(), niceness()') as cursor:
+                row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    assert (await thread_priority(idle=True))[0] == os.SCHED_IDLE
+    policy, niceness = await thread_priority(idle=False)
+    assert policy == os.SCHED_OTHER
+    assert niceness == min(19, _own_niceness() + 10)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the event loop's own thread is untouched
+    await database.dispose()
+
+
+def _own_niceness() -> int:
+    """The calling thread's own nice value (Linux keeps one per thread)."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
