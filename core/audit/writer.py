@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import operator
+import os
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -66,10 +67,13 @@ class AuditRecord:
 _COLUMNS = tuple(f.name for f in fields(AuditRecord))
 _DATETIME_COLUMNS = frozenset(f.name for f in fields(AuditRecord) if 'datetime' in str(f.type))
 _ROWS_PER_TURN = 100  # rows converted between two turns of the event loop (~0.5 ms)
-# A writer that has fallen behind (a saturated core): batches this many times the usual size, and inserts of this
-# many rows a statement (32 x 27 parameters), so that its thread takes the GIL once per 32 rows, not once a row.
+# A writer that has fallen behind (a saturated core): batches this many times the usual size, inserts of this many
+# rows a statement (32 x 27 parameters: its thread takes the GIL once per 32 rows, not once a row), and the core
+# handed back to the event loop every few statements (~1 ms of the thread's work).
 _CATCH_UP_BATCHES = 10
 _CATCH_UP_ROWS_PER_STATEMENT = 32
+_CATCH_UP_STATEMENTS_PER_SLICE = 4
+_yield_core: Callable[[], None] = getattr(os, 'sched_yield', lambda: None)  # POSIX
 # A row the database refuses (a constraint), from SQLAlchemy or, for the SQLite path that bypasses it, sqlite3.
 _REFUSED = (IntegrityError, DataError, sqlite3.IntegrityError, sqlite3.DataError)
 
@@ -110,11 +114,15 @@ class _Statement:
 
     def parameters_of(self, records: list[AuditRecord], rows: int) -> Iterator[tuple[object, ...]]:
         """The parameters of `multi_row_sql(rows)` for `records` (a multiple of `rows`), statement by statement.
-        An iterator, so that sqlite3's `executemany` builds each set in the connection's own thread as it binds it."""
+        An iterator, so that sqlite3's `executemany` builds each set in the connection's own thread as it binds it.
+        With several rows a statement (a writer catching up, at nice +10) the thread gives the core back to the
+        event loop every few statements: a time slice of its own otherwise held the loop off for 5 ms and more."""
         if rows == 1:
             yield from map(self.row, records)
             return
-        for start in range(0, len(records), rows):
+        for statement, start in enumerate(range(0, len(records), rows)):
+            if statement and statement % _CATCH_UP_STATEMENTS_PER_SLICE == 0:
+                _yield_core()  # without the GIL (CPython releases it around the call)
             yield tuple(itertools.chain.from_iterable(map(self.row, records[start:start + rows])))
 
 
