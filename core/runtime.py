@@ -80,3 +80,11 @@ def install(runtime: Runtime | None) -> None:
 
 def current() -> Runtime | None:
     return _current
+
+
+def forget_cached_keys() -> None:
+    """The running gateway in this process drops its cached key checks, which carry their owner's status, role and
+    limits: after a change made in the console, as the admin API does. Other processes see it within
+    API_KEY_CACHE_TTL."""
+    if _current is not None:
+        _current.authenticator.invalidate()

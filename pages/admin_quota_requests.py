@@ -18,6 +18,7 @@ from components.admin_guard import admin_handler
 from components.frame import admin_frame
 from components.notify import notify_failure
 from components.session import require_admin
+from core import runtime
 from core.admin.cluster_actions import Actor
 from core.config import get_settings
 from core.db import get_database
@@ -155,6 +156,7 @@ class _RequestCard:
             async with get_database().session() as session:
                 await quota_admin.decide_request(session, actor=Actor(id=me.id, name=me.username),
                                                  request_id=self._row.id, approve=approve, decision=decision)
+            runtime.forget_cached_keys()  # an approval's limits hold from the user's next request
         except Exception as exc:
             notify_failure(exc)
             return

@@ -14,6 +14,7 @@ from nicegui import ui
 from components.admin_guard import admin_handler
 from components.notify import notify_failure
 from components.session import require_admin
+from core import runtime
 from core.admin.cluster_actions import Actor
 from core.db import get_database
 from core.models import Role
@@ -71,6 +72,7 @@ class RolesSection:
                     async with get_database().session() as session:
                         await quota_admin.update_role(session, actor=Actor(id=me.id, name=me.username),
                                                       name=role.name, changes=changes)
+                    runtime.forget_cached_keys()  # the role's new limits hold from its users' next request
                 except Exception as exc:
                     notify_failure(exc)
                     return

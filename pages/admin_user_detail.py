@@ -147,7 +147,7 @@ class UserDetail:
         me = await require_admin()
         async with get_database().session() as session:
             await users.update_user(session, actor=_actor(me.id, me.username), username=username, changes=changes)
-        _forget_cached_keys()  # a deactivated user's keys are refused now, not after API_KEY_CACHE_TTL
+        runtime.forget_cached_keys()  # a deactivated user's keys are refused now, not after API_KEY_CACHE_TTL
         await self._on_change()
         await self.open(username)
 
@@ -180,6 +180,7 @@ class UserDetail:
                 async with get_database().session() as session:
                     await quota_admin.set_user_quota(session, actor=_actor(me.id, me.username),
                                                      username=row.username, changes=changes)
+                runtime.forget_cached_keys()  # the new limits hold from the user's next request
             except Exception as exc:
                 notify_failure(exc)
                 return
@@ -218,7 +219,7 @@ class UserDetail:
             me = await require_admin()
             async with get_database().session() as session:
                 await users.revoke_key(session, actor=_actor(me.id, me.username), key_ref=str(key.id))
-            _forget_cached_keys()
+            runtime.forget_cached_keys()
         except Exception as exc:
             notify_failure(exc)
             return
@@ -291,10 +292,3 @@ def _in_force(effective: EffectiveLimits) -> str:
             f'{amount(values["rpm_limit"], "requests per minute")} · {amount(values["max_concurrent"], "running")} · '
             f'{amount(values["tts_char_budget"], "characters of speech")} · '
             f'{amount(values["stt_seconds_budget"], "seconds transcribed")}')
-
-
-def _forget_cached_keys() -> None:
-    """The running gateway in this process drops its cached key checks (as the admin API does after a change)."""
-    live = runtime.current()
-    if live is not None:
-        live.authenticator.invalidate()

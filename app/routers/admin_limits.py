@@ -11,7 +11,7 @@ from app.deps import require_admin
 from app.params import RowId
 from app.responses import JSONResponse
 from core.accounts import service as accounts
-from core.accounts.api_keys import Principal
+from core.accounts.api_keys import ApiKeyAuthenticator, Principal
 from core.admin.cluster_actions import Actor
 from core.db import Database
 from core.models import QuotaRequestStatus
@@ -35,6 +35,7 @@ async def update_role(name: str, changes: RoleLimits, request: Request, admin: A
     """Change a role's weight (at least 1), token budget, requests per minute or running requests (0: none)."""
     async with _db(request).session() as session:
         role = await quota_admin.update_role(session, actor=_actor(admin), name=name, changes=changes)
+    _forget_cached_keys(request)  # cached keys carry their owner's limits: the new ones hold from the next request
     return JSONResponse(role.model_dump(exclude={'id'}))
 
 
@@ -54,6 +55,7 @@ async def set_user_quota(username: str, changes: UserLimits, request: Request, a
         user = await accounts.get_user(session, username=username)
         effective = await quota_admin.set_user_quota(session, actor=_actor(admin), username=username,
                                                      changes=changes)
+    _forget_cached_keys(request)
     return JSONResponse(await _with_usage(request, user.id, effective))
 
 
@@ -69,6 +71,7 @@ async def approve(request_id: RowId, decision: QuotaDecision, request: Request, 
     async with _db(request).session() as session:
         decided = await quota_admin.decide_request(session, actor=_actor(admin), request_id=request_id,
                                                    approve=True, decision=decision)
+    _forget_cached_keys(request)
     return JSONResponse(decided.model_dump())
 
 
@@ -90,6 +93,11 @@ async def _with_usage(request: Request, user_id: int | None, effective: limits.E
 
 def _actor(admin: Principal) -> Actor:
     return Actor(id=admin.user_id, name=admin.username, via='api')
+
+
+def _forget_cached_keys(request: Request) -> None:
+    authenticator: ApiKeyAuthenticator = request.app.state.authenticator
+    authenticator.invalidate()
 
 
 def _db(request: Request) -> Database:

@@ -109,3 +109,17 @@ def test_quota_periods_are_utc_days_weeks_from_monday_and_calendar_months() -> N
     assert period_bounds('day', now) == (datetime(2026, 12, 31, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     assert period_bounds('week', now) == (datetime(2026, 12, 28, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC))
     assert period_bounds('month', now) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+async def test_limits_an_admin_raises_hold_from_the_users_next_request(
+        admin: httpx.AsyncClient, engine: SimServer, database: Database) -> None:
+    """The key check is cached for API_KEY_CACHE_TTL with its owner's limits; a change made here must not wait for
+    it (as with a revoked key): the user who was just refused is served on the next try."""
+    key = await user_with(database, 'raised', rpm_limit=1)
+    user = {'X-API-Key': key}
+    assert (await admin.post('/v1/chat/completions', headers=user, json=CHAT)).status_code == 200
+    assert (await admin.post('/v1/chat/completions', headers=user, json=CHAT)).status_code == 429
+
+    raised = await admin.put('/api/admin/users/raised/quota', json={'rpm_limit': 100})
+    assert raised.status_code == 200, raised.text
+    assert (await admin.post('/v1/chat/completions', headers=user, json=CHAT)).status_code == 200
