@@ -7,6 +7,7 @@ import os
 import threading
 from pathlib import Path
 
+import aiosqlite
 import pytest
 from sqlmodel import select
 
@@ -102,10 +103,20 @@ async def test_what_arrives_during_a_write_waits_for_the_next_tick(database: Dat
     assert (writer.written, writer.pending) == (15, 0)
 
 
-async def test_a_writer_that_is_behind_catches_up_in_bigger_batches(database: Database) -> None:
+async def test_a_writer_that_is_behind_catches_up_in_bigger_batches(database: Database,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Two batches or more waiting (a saturated core let the writer fall behind): on SQLite one transaction takes up
-    to ten batches, so that the writer keeps pace with what one core serves instead of dropping the oldest records.
-    MariaDB keeps its batch size (aiomysql builds the statement in the event loop's thread)."""
+    to ten batches, on a connection whose thread gets a share of the core, so that the writer keeps pace with what one
+    core serves instead of dropping the oldest records; once it has caught up, its batches go back to the idle
+    thread. MariaDB keeps its batch size (aiomysql builds the statement in the event loop's thread)."""
+    opened: list[bool] = []  # for each SQLite batch: was its thread the idle one
+    background_sqlite = database.background_sqlite
+
+    def recording(*, idle: bool = False) -> aiosqlite.Connection | None:
+        opened.append(idle)
+        return background_sqlite(idle=idle)
+    monkeypatch.setattr(database, 'background_sqlite', recording)
+
     writer = AuditWriter(database, interval=30, batch_size=20)
     for n in range(300):
         writer.submit(AuditRecord(request_id=f'r{n}', endpoint='/api/chat', status='completed', http_status=200))
@@ -115,9 +126,15 @@ async def test_a_writer_that_is_behind_catches_up_in_bigger_batches(database: Da
     while writer.pending:
         assert await writer.flush()
     assert writer.written == 300
+    for n in range(20):  # a batch again, with the writer keeping up
+        writer.submit(AuditRecord(request_id=f's{n}', endpoint='/api/chat', status='completed', http_status=200))
+    assert await writer.flush()
+    assert writer.written == 320
+    if database.is_sqlite_file:
+        assert opened == [False, False, True]  # 200 and 100 rows behind, then 20 kept up with
     async with database.session() as session:
         ids = {row.request_id for row in await session.exec(select(RequestLog))}
-    assert ids == {f'r{n}' for n in range(300)}
+    assert ids == {f'r{n}' for n in range(300)} | {f's{n}' for n in range(20)}
 
 
 @pytest.mark.skipif(not hasattr(os, 'SCHED_IDLE'), reason="SCHED_IDLE is Linux's")
