@@ -1,7 +1,7 @@
 """Benchmark: what the gateway adds, measured side by side with direct access to the same engine.
 
     python -m bench.gateway [--seconds 10] [--redis redis://127.0.0.1:6379/0] [--cells chat1,ttft64]
-                            [--trace-stalls FILE]
+                            [--trace-stalls FILE] [--awake-client-core]
 
 Topology (reference/peers-and-targets.md §6.2): the gateway (`mindrouter serve --no-ui`, one worker,
 auth on, audit trail on, SQLite) pinned to core 0; the simulated vLLM engines and the load generators
@@ -13,7 +13,12 @@ time to first token of 64 concurrent paced streams (`ttft64`: the engine waits 1
 /metrics (ticked every millisecond here, so that every stall over 5 ms is counted). Prints markdown tables and
 writes bench/results/gateway.json. With --redis the gateway counts its slots in that Redis (the fleet-wide
 admission ledger of a multi-worker deployment) and the results go to bench/results/gateway-redis.json. With
---trace-stalls the gateway logs where its loop was during each stall (LOOP_STALL_TRACE) into FILE.
+--trace-stalls the gateway logs where its loop was during each stall (LOOP_STALL_TRACE) into FILE. With
+--awake-client-core a process that only spins at the lowest priority (SCHED_IDLE) keeps core 1 from halting during
+every cell, direct and gateway alike: on a virtual machine whose idle CPUs halt, a client whose core idles pays a
+wake-up through the host that direct access (client and engine handing the core to each other) never pays
+(docs/performance.md#the-audit-thread-under-sched_idle-and-what-the-clients-core-adds). Results then go to
+bench/results/gateway-awake.json.
 Needs `wrk` (Debian package) and `taskset`. A benchmark, not a test.
 """
 
@@ -30,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -69,18 +74,23 @@ def main() -> None:
     parser.add_argument('--cells', default=','.join(CELLS), help=f'comma-separated subset of {",".join(CELLS)}')
     parser.add_argument('--ttft-seconds', type=int, default=20, help='duration of the ttft64 cell (4 s a stream)')
     parser.add_argument('--trace-stalls', type=Path, help='log where the loop was during each stall into this file')
+    parser.add_argument('--awake-client-core', action='store_true',
+                        help='keep core 1 (engines, load generator) from halting with a SCHED_IDLE spinner')
     args = parser.parse_args()
     if not shutil.which('wrk') or not shutil.which('taskset'):
         sys.exit('bench.gateway needs wrk and taskset (apt-get install wrk util-linux)')
     chosen = [name.strip() for name in args.cells.split(',') if name.strip()]
     if unknown := set(chosen) - set(CELLS):
         sys.exit(f'unknown cells: {", ".join(sorted(unknown))}')
-    cells = run(args.seconds, args.redis, cells=chosen, ttft_seconds=args.ttft_seconds, trace=args.trace_stalls)
+    with _spinner(core=1) if args.awake_client_core else nullcontext():
+        cells = run(args.seconds, args.redis, cells=chosen, ttft_seconds=args.ttft_seconds, trace=args.trace_stalls)
     RESULTS.mkdir(exist_ok=True)
     result = {'benchmark': 'gateway', 'commit': _commit(), 'machine': f'{os.cpu_count()} cores, {_cpu_model()}',
               'python': sys.version.split()[0], 'seconds_per_cell': args.seconds, 'redis': bool(args.redis),
+              'awake_client_core': args.awake_client_core,
               'cells': [asdict(cell) for cell in cells]}
-    (RESULTS / ('gateway-redis.json' if args.redis else 'gateway.json')).write_text(json.dumps(result, indent=2) + '\n')
+    name = 'gateway-redis' if args.redis else 'gateway-awake' if args.awake_client_core else 'gateway'
+    (RESULTS / f'{name}.json').write_text(json.dumps(result, indent=2) + '\n')
     print(_table(cells))
     print(f'\n{result["machine"]}, Python {result["python"]}, commit {result["commit"]}, {args.seconds} s per cell')
 
@@ -207,6 +217,20 @@ def _process(command: list[str], env: dict[str, str], health: str, stderr: Path 
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+@contextmanager
+def _spinner(core: int) -> Iterator[None]:
+    """A process on `core` that only spins, under SCHED_IDLE: any other thread there takes the core from it at once,
+    but the core never halts."""
+    spin = ('import os\n'
+            'os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n'
+            'while True:\n    pass\n')
+    with subprocess.Popen(['taskset', '-c', str(core), sys.executable, '-c', spin]) as process:
+        try:
+            yield
+        finally:
+            process.kill()
 
 
 def _mindrouter(env: dict[str, str], *args: str) -> str:

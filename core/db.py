@@ -84,16 +84,15 @@ class Database:
         except CONNECTION_ERRORS as exc:
             raise unavailable(self.location, exc) from exc
 
-    def background_sqlite(self, *, idle: bool = False) -> aiosqlite.Connection | None:
+    def background_sqlite(self) -> aiosqlite.Connection | None:
         """A connection of its own to the SQLite file, for a background writer (the audit trail), whose thread lets
-        the event loop go first for the CPU: always (`idle`, SCHED_IDLE), or by a wide margin (nice +10). None on
-        MariaDB or in-memory SQLite. The caller opens and closes it (`async with`)."""
+        the event loop go first for the CPU (`BackgroundSqliteConnection`); None on MariaDB or in-memory SQLite. The
+        caller opens and closes it (`async with`)."""
         if not self.is_sqlite_file:
             return None
         url = prepare_url(self.url)
         assert url.database is not None
-        factory = IdleSqliteConnection if idle else BackgroundSqliteConnection
-        return aiosqlite.connect(url.database, timeout=30, factory=factory)
+        return aiosqlite.connect(url.database, timeout=30, factory=BackgroundSqliteConnection)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -160,43 +159,17 @@ class BackgroundSqliteConnection(sqlite3.Connection):
     loop's idle moments (docs/performance.md#the-one-connection-tail-the-audit-batch). Only background writes use
     it: a thread the loop waits on for a request stays at the loop's own priority.
 
-    This one runs at nice +10: behind the loop, yet with a share of a saturated core (about a tenth), so a writer
-    that has fallen behind catches up.
+    Not SCHED_IDLE, though it measured ~0.2 ms better at one connection: that thread holds the GIL for a row at a
+    time, and any busy process sharing its core then starves it while the loop waits for the GIL (p99 of 226-329 ms
+    and loop stalls of 0.3 s with one CPU hog beside the gateway; nice +10: 5 ms and 0.15 s). Nice +10 still gets a
+    share of a saturated core, so a writer that has fallen behind catches up
+    (docs/performance.md#the-audit-trail-on-a-saturated-core).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._lower_priority()
+        _lower_thread_priority(BACKGROUND_NICENESS)
         super().__init__(*args, **kwargs)
         _sqlite_pragmas(self, None)
-
-    def _lower_priority(self) -> None:
-        _lower_thread_priority(BACKGROUND_NICENESS)
-
-
-class IdleSqliteConnection(BackgroundSqliteConnection):
-    """A background connection whose thread runs only when nothing else wants the core (Linux's SCHED_IDLE).
-
-    A waking thread of normal priority takes the core from it at once, where nice +10 still lets it finish a
-    time slice first: measured, the one-connection p99 fell by about 0.2 ms (docs/performance.md). On a core
-    that stays saturated it gets almost nothing (~0.3 %), and an unprivileged thread cannot leave SCHED_IDLE:
-    use it only for work that can wait, and a `BackgroundSqliteConnection` once the work is behind.
-    """
-
-    def _lower_priority(self) -> None:
-        if not _idle_thread_policy():
-            _lower_thread_priority(BACKGROUND_NICENESS)
-
-
-def _idle_thread_policy() -> bool:
-    """Put the calling thread under SCHED_IDLE (on Linux a thread's own policy); False where that is not possible."""
-    if not hasattr(os, 'SCHED_IDLE'):
-        return False
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError as exc:  # a sandbox without the call
-        log.debug('could not put a background thread under SCHED_IDLE: %s', exc)
-        return False
-    return True
 
 
 def _lower_thread_priority(steps: int) -> None:

@@ -67,6 +67,7 @@ class AuditRecord:
 _COLUMNS = tuple(f.name for f in fields(AuditRecord))
 _DATETIME_COLUMNS = frozenset(f.name for f in fields(AuditRecord) if 'datetime' in str(f.type))
 _ROWS_PER_TURN = 100  # rows converted between two turns of the event loop (~0.5 ms)
+_ROWS_PER_CALL = 32  # rows per call into SQLite's thread while the writer keeps up (~0.3 ms of that thread's time)
 # A writer that has fallen behind (a saturated core): batches this many times the usual size, inserts of this many
 # rows a statement (32 x 27 parameters: its thread takes the GIL once per 32 rows, not once a row), and the core
 # handed back to the event loop every few statements (~1 ms of the thread's work).
@@ -115,11 +116,8 @@ class _Statement:
     def parameters_of(self, records: list[AuditRecord], rows: int) -> Iterator[tuple[object, ...]]:
         """The parameters of `multi_row_sql(rows)` for `records` (a multiple of `rows`), statement by statement.
         An iterator, so that sqlite3's `executemany` builds each set in the connection's own thread as it binds it.
-        With several rows a statement (a writer catching up, at nice +10) the thread gives the core back to the
-        event loop every few statements: a time slice of its own otherwise held the loop off for 5 ms and more."""
-        if rows == 1:
-            yield from map(self.row, records)
-            return
+        Every few statements the thread gives the core back to the event loop: a time slice of its own otherwise
+        held the loop off for 5 ms and more."""
         for statement, start in enumerate(range(0, len(records), rows)):
             if statement and statement % _CATCH_UP_STATEMENTS_PER_SLICE == 0:
                 _yield_core()  # without the GIL (CPython releases it around the call)
@@ -175,9 +173,9 @@ class AuditWriter:
         """Write one batch; False when the database refused it (the batch stays buffered)."""
         if not self._buffer:
             return True
-        # Behind (two batches waiting, or the last writes at shutdown): on SQLite bigger batches, at a priority that
-        # gets a share of a saturated core; else its thread only takes the core when the event loop leaves it idle.
-        # (On MariaDB aiomysql builds the statement in the loop's thread: a bigger batch would stall the loop.)
+        # Behind (two batches waiting, or the last writes at shutdown): on SQLite bigger batches in fewer round trips
+        # through the loop. (On MariaDB aiomysql builds the statement in the loop's thread: a bigger batch would
+        # stall the loop.)
         behind = self._stopping or len(self._buffer) >= 2 * self._batch_size
         size = self._batch_size * (_CATCH_UP_BATCHES if behind and self._database.is_sqlite_file else 1)
         batch = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
@@ -226,28 +224,31 @@ class AuditWriter:
         self.written += len(records)
 
     async def _insert_in_thread(self, statement: _Statement, records: list[AuditRecord], *, behind: bool) -> bool:
-        """SQLite: on a connection of the batch's own (core.db), whose thread runs behind the event loop for the CPU,
-        in one transaction; the rows are converted and bound in that thread as sqlite3 asks for them. False on an
-        in-memory database: the caller goes through the pool.
+        """SQLite: on a connection of the batch's own (core.db.BackgroundSqliteConnection), whose thread runs behind
+        the event loop for the CPU (nice +10), in one transaction; the rows are converted and bound in that thread as
+        sqlite3 asks for them. False on an in-memory database: the caller goes through the pool.
 
-        While the writer keeps up, the thread runs only when the loop leaves the core idle (SCHED_IDLE: a waking
-        loop takes the core back at once) and inserts a row a statement, so that the loop never waits longer for
-        the GIL than one row's conversion. Once it is behind, a saturated core leaves such a thread almost nothing,
-        and a hand-off of the GIL per row capped it at ~1,500 rows a second, below what one core serves: it then
-        runs at nice +10 (a share of the core) and inserts `_CATCH_UP_ROWS_PER_STATEMENT` rows a statement
-        (docs/performance.md#the-audit-trail-on-a-saturated-core)."""
-        connection = self._database.background_sqlite(idle=not behind)
+        While the writer keeps up: a row a statement, `_ROWS_PER_CALL` rows a call; between two calls the thread
+        waits on its queue, so a request never waits for the core behind more than one call (~0.3 ms). Once it is
+        behind, that pace (a round trip through a saturated loop per call, a GIL hand-off per row) capped it at
+        ~1,500 rows a second, below what one core serves: the whole batch then goes in one call, in statements of
+        `_CATCH_UP_ROWS_PER_STATEMENT` rows (docs/performance.md#the-audit-trail-on-a-saturated-core)."""
+        connection = self._database.background_sqlite()
         if connection is None:
             return False
-        rows = _CATCH_UP_ROWS_PER_STATEMENT if behind else 1
-        whole = len(records) - len(records) % rows
         async with connection as conn:  # opening one costs ~1 ms of its thread, a few times a second
             try:
-                # whole statements, then the rest in one statement of its own size
-                for part, per_statement in ((records[:whole], rows), (records[whole:], len(records) - whole)):
-                    if part:
-                        await conn.executemany(statement.multi_row_sql(per_statement),
-                                               statement.parameters_of(part, per_statement))
+                if behind:
+                    rows = _CATCH_UP_ROWS_PER_STATEMENT
+                    whole = len(records) - len(records) % rows
+                    # whole statements, then the rest in one statement of its own size
+                    for part, per_statement in ((records[:whole], rows), (records[whole:], len(records) - whole)):
+                        if part:
+                            await conn.executemany(statement.multi_row_sql(per_statement),
+                                                   statement.parameters_of(part, per_statement))
+                else:
+                    for start in range(0, len(records), _ROWS_PER_CALL):
+                        await conn.executemany(statement.sql, map(statement.row, records[start:start + _ROWS_PER_CALL]))
                 await conn.commit()
             except BaseException:
                 with contextlib.suppress(Exception):
