@@ -17,8 +17,8 @@ admission ledger of a multi-worker deployment) and the results go to bench/resul
 --awake-client-core a process that only spins at the lowest priority (SCHED_IDLE) keeps core 1 from halting during
 every cell, direct and gateway alike: on a virtual machine whose idle CPUs halt, a client whose core idles pays a
 wake-up through the host that direct access (client and engine handing the core to each other) never pays
-(docs/performance.md#the-audit-thread-under-sched_idle-tried-withdrawn-and-what-the-clients-core-adds). Results then go to
-bench/results/gateway-awake.json.
+(docs/performance.md#the-audit-thread-under-sched_idle-tried-withdrawn-and-what-the-clients-core-adds). Results
+then go to bench/results/gateway-awake.json.
 Needs `wrk` (Debian package) and `taskset`. A benchmark, not a test.
 """
 
