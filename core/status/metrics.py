@@ -7,19 +7,22 @@ collide. With several API worker processes each one exposes its own figures (scr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import bisect
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from core.audit.writer import AuditWriter
 from core.registry.view import RegistryView
 from core.status.loop_lag import LoopLagMonitor
 from core.telemetry.sidecar import NodeSnapshot
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 class GatewayMetrics:
@@ -27,19 +30,8 @@ class GatewayMetrics:
                  gpu_snapshots: Callable[[], Mapping[int, NodeSnapshot]] | None = None,
                  loop_lag: LoopLagMonitor | None = None, audit: AuditWriter | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter('mindrouter_requests', 'Inference requests by endpoint, model and outcome',
-                                ['endpoint', 'model', 'status'], registry=self.registry)
-        self.tokens = Counter('mindrouter_tokens', 'Tokens served, by model and kind (prompt or completion)',
-                              ['model', 'kind'], registry=self.registry)
-        self.latency = Histogram('mindrouter_request_duration_seconds', 'Whole request time, by endpoint',
-                                 ['endpoint'], buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.overhead = Histogram('mindrouter_gateway_overhead_seconds',
-                                  'Gateway time excluding queue and backend (what X-MindRouter-Overhead-Ms says)',
-                                  buckets=_OVERHEAD_BUCKETS, registry=self.registry)
-        self.speech_chars = Counter('mindrouter_speech_characters', 'Characters of text read aloud (text to speech), '
-                                    'by model', ['model'], registry=self.registry)
-        self.audio_seconds = Counter('mindrouter_audio_seconds', 'Seconds of audio transcribed or translated (speech '
-                                     'to text), by model', ['model'], registry=self.registry)
+        self.served = ServedFigures()
+        self.registry.register(_ServedCollector(self.served))
         self.registry.register(_ClusterCollector(registry_view, queue_depth))
         if gpu_snapshots is not None:
             self.registry.register(_GpuCollector(gpu_snapshots))
@@ -52,24 +44,100 @@ class GatewayMetrics:
 
     def observe(self, *, endpoint: str, model: str, status: str, total_s: float, prompt_tokens: int,
                 completion_tokens: int, overhead_s: float | None = None) -> None:
-        self.requests.labels(endpoint, model, status).inc()
-        self.latency.labels(endpoint).observe(total_s)
+        served = self.served
+        key = (endpoint, model, status)
+        served.requests[key] = served.requests.get(key, 0) + 1
+        latency = served.latency.get(endpoint)
+        if latency is None:
+            latency = served.latency[endpoint] = Buckets(LATENCY_BUCKETS)
+        latency.observe(total_s)
         if prompt_tokens:
-            self.tokens.labels(model, 'prompt').inc(prompt_tokens)
+            served.tokens[(model, 'prompt')] = served.tokens.get((model, 'prompt'), 0) + prompt_tokens
         if completion_tokens:
-            self.tokens.labels(model, 'completion').inc(completion_tokens)
+            served.tokens[(model, 'completion')] = served.tokens.get((model, 'completion'), 0) + completion_tokens
         if overhead_s is not None:
-            self.overhead.observe(overhead_s)
+            served.overhead.observe(overhead_s)
 
     def observe_speech(self, *, model: str, chars: int, seconds: float) -> None:
         """Speech in its own units, next to the request counted by `observe`."""
+        served = self.served
         if chars:
-            self.speech_chars.labels(model).inc(chars)
+            served.speech_chars[(model,)] = served.speech_chars.get((model,), 0) + chars
         if seconds:
-            self.audio_seconds.labels(model).inc(seconds)
+            served.audio_seconds[(model,)] = served.audio_seconds.get((model,), 0.0) + seconds
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class Buckets:
+    """A histogram's counts: one list index and two additions per observation (prometheus_client's own
+    `Histogram.labels(...).observe` takes ~5 µs, a lock and a label lookup, on every request)."""
+
+    __slots__ = ('bounds', 'counts', 'total')
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one: past every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1  # bucket `le` bound: value <= bound
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        running = 0
+        out: list[tuple[str, float]] = []
+        for bound, count in zip((*map(floatToGoString, self.bounds), '+Inf'), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+@dataclass(slots=True)
+class ServedFigures:
+    """What the gateway served, counted in plain dictionaries on every request and turned into metric families
+    only when /metrics is read. The event loop is the only writer and the scrape runs on it too: no lock."""
+
+    requests: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (endpoint, model, status)
+    tokens: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, kind)
+    latency: dict[str, Buckets] = field(default_factory=dict)  # by endpoint
+    overhead: Buckets = field(default_factory=lambda: Buckets(OVERHEAD_BUCKETS))
+    speech_chars: dict[tuple[str], int] = field(default_factory=dict)  # (model,)
+    audio_seconds: dict[tuple[str], float] = field(default_factory=dict)  # (model,)
+
+
+class _ServedCollector(Collector):
+    def __init__(self, served: ServedFigures) -> None:
+        self._served = served
+
+    def collect(self) -> Iterator[Metric]:
+        served = self._served
+        yield _counter('mindrouter_requests', 'Inference requests by endpoint, model and outcome',
+                       ['endpoint', 'model', 'status'], list(served.requests.items()))
+        yield _counter('mindrouter_tokens', 'Tokens served, by model and kind (prompt or completion)',
+                       ['model', 'kind'], list(served.tokens.items()))
+        latency = HistogramMetricFamily('mindrouter_request_duration_seconds', 'Whole request time, by endpoint',
+                                        labels=['endpoint'])
+        for endpoint, buckets in list(served.latency.items()):
+            latency.add_metric([endpoint], buckets.cumulative(), buckets.total)
+        yield latency
+        overhead = HistogramMetricFamily('mindrouter_gateway_overhead_seconds',
+                                         'Gateway time excluding queue and backend (what X-MindRouter-Overhead-Ms '
+                                         'says)')
+        overhead.add_metric([], served.overhead.cumulative(), served.overhead.total)
+        yield overhead
+        yield _counter('mindrouter_speech_characters', 'Characters of text read aloud (text to speech), by model',
+                       ['model'], list(served.speech_chars.items()))
+        yield _counter('mindrouter_audio_seconds', 'Seconds of audio transcribed or translated (speech to text), '
+                       'by model', ['model'], list(served.audio_seconds.items()))
+
+
+def _counter(name: str, text: str, labels: list[str], values: Iterable[tuple[Sequence[str], float]]) -> Metric:
+    family = CounterMetricFamily(name, text, labels=labels)
+    for label_values, value in values:
+        family.add_metric(list(label_values), value)
+    return family
 
 
 class _ClusterCollector(Collector):
@@ -164,8 +232,8 @@ class _GpuCollector(Collector):
         for node_id, snapshot in self._snapshots().items():
             for gpu in snapshot.gpus:
                 labels = [str(node_id), snapshot.hostname or '', str(gpu.get('index'))]
-                for field, family in families.items():
-                    value = gpu.get(field)
+                for reading, family in families.items():
+                    value = gpu.get(reading)
                     if isinstance(value, int | float):
                         family.add_metric(labels, float(value))
         yield from families.values()
