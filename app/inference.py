@@ -386,12 +386,13 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 def _timing_headers(response: Response, exchange: Exchange, backend: str, queue_ms: float, backend_ms: float
                     ) -> float:
-    """Set the timing headers; returns the overhead in ms."""
+    """Set the timing headers; returns the overhead in ms. Appended to the raw list: none of them is set yet, and
+    `response.headers[...] =` would search the list for each one first."""
     overhead = max(0.0, exchange.elapsed_ms() - queue_ms - backend_ms)
-    response.headers['X-Request-ID'] = exchange.request_id
-    response.headers['X-MindRouter-Backend'] = backend
-    response.headers['X-MindRouter-Queue-Ms'] = f'{queue_ms:.2f}'
-    response.headers['X-MindRouter-Overhead-Ms'] = f'{overhead:.3f}'
+    response.raw_headers += (
+        (b'x-request-id', exchange.request_id.encode()), (b'x-mindrouter-backend', backend.encode()),
+        (b'x-mindrouter-queue-ms', f'{queue_ms:.2f}'.encode()),
+        (b'x-mindrouter-overhead-ms', f'{overhead:.3f}'.encode()))
     return overhead
 
 
