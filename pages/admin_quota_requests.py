@@ -30,10 +30,14 @@ from pages.admin_roles import whole_number
 PAGE_SIZE = 20
 WATCH_SECONDS = 10.0
 
-# (what was asked, the limit it raises, label, marker prefix)
+# (what was asked, the limit it raises, label, marker prefix); a budget's label gets "per <quota period>"
 ASKED = (('requested_tokens', 'token_budget', 'Token budget', 'grant-tokens'),
          ('requested_rpm', 'rpm_limit', 'Requests per minute', 'grant-rpm'),
-         ('requested_max_concurrent', 'max_concurrent', 'Running requests', 'grant-concurrency'))
+         ('requested_max_concurrent', 'max_concurrent', 'Running requests', 'grant-concurrency'),
+         ('requested_tts_chars', 'tts_char_budget', 'Speech characters', 'grant-tts'),
+         ('requested_stt_seconds', 'stt_seconds_budget', 'Transcription seconds', 'grant-stt'))
+BUDGETS = frozenset({'token_budget', 'tts_char_budget', 'stt_seconds_budget'})
+SPEECH = frozenset({'tts_char_budget', 'stt_seconds_budget'})  # shown only on a request that asks for speech
 
 
 def register() -> None:
@@ -119,9 +123,11 @@ class _RequestCard:
             self._inputs: dict[str, ui.number] = {}
             with ui.row().classes('w-full items-start gap-6'):
                 for asked, limit, label, marker in ASKED:
-                    value = getattr(row, asked)
+                    value = row.asked.get(asked)
+                    if value is None and limit in SPEECH:
+                        continue
                     with ui.column().classes('gap-0'):
-                        per = f' per {get_settings().quota_period}' if limit == 'token_budget' else ''
+                        per = f' per {get_settings().quota_period}' if limit in BUDGETS else ''
                         ui.label(label + per).classes('text-xs uppercase opacity-60')
                         ui.label(f'now {_amount(row.current[limit])}').classes('text-sm') \
                             .mark(f'now-{marker}-{row.id}')

@@ -34,6 +34,12 @@ PERIOD_WORDS = {'day': 'today', 'week': 'this week', 'month': 'this month'}
 STATUS_COLORS = {QuotaRequestStatus.pending: 'orange', QuotaRequestStatus.approved: 'positive',
                  QuotaRequestStatus.denied: 'negative'}
 REASON_MIN, REASON_MAX = 10, 4000  # as QuotaRequestCreate.justification
+# The request form, a row of fields each: (QuotaRequestCreate field, label, marker)
+ASKED_ROWS = ((('requested_tokens', 'Token budget per {period}', 'quota-tokens'),
+               ('requested_rpm', 'Requests per minute', 'quota-rpm'),
+               ('requested_max_concurrent', 'Running at once', 'quota-concurrent')),
+              (('requested_tts_chars', 'Speech characters per {period}', 'quota-tts'),
+               ('requested_stt_seconds', 'Transcription seconds per {period}', 'quota-stt')))
 
 
 def register() -> None:
@@ -136,13 +142,12 @@ class QuotaRequests:
             ui.label('Request more quota').classes('text-lg font-semibold')
             ui.label('Ask for what you need; an administrator approves or denies it, with a note. Leave a field '
                      'empty to keep its current limit.').classes('text-sm opacity-70')
-            with ui.row().classes('w-full gap-4'):
-                self.tokens = ui.input(f'Token budget per {period}', validation=_whole_number) \
-                    .classes('grow').mark('quota-tokens')
-                self.rpm = ui.input('Requests per minute', validation=_whole_number).classes('grow') \
-                    .mark('quota-rpm')
-                self.concurrent = ui.input('Running at once', validation=_whole_number).classes('grow') \
-                    .mark('quota-concurrent')
+            self.asked: dict[str, ui.input] = {}
+            for row in ASKED_ROWS:
+                with ui.row().classes('w-full gap-4'):
+                    for field, label, marker in row:
+                        self.asked[field] = ui.input(label.format(period=period), validation=_whole_number) \
+                            .classes('grow').mark(marker)
             self.reason = ui.textarea('Why do you need it?', validation=_reason_error).classes('w-full') \
                 .mark('quota-reason')
             self.error = ui.label('').classes('text-red-600 text-sm').mark('quota-error')
@@ -169,19 +174,19 @@ class QuotaRequests:
 
     async def _file(self) -> None:
         self.error.text = ''
-        fields = (self.tokens, self.rpm, self.concurrent, self.reason)
+        fields = (*self.asked.values(), self.reason)
         if not all([field.validate() for field in fields]):
             return
-        tokens, rpm, concurrent = (_as_int(field.value) for field in fields[:3])
-        if tokens is None and rpm is None and concurrent is None:
-            self.error.text = 'Ask for at least one: a token budget, requests per minute or running at once.'
+        amounts = {field: amount for field, element in self.asked.items()
+                   if (amount := _as_int(element.value)) is not None}
+        if not amounts:
+            self.error.text = 'Ask for at least one: a budget, requests per minute or running at once.'
             return
         me = await still_signed_in(self._user_id)
         if me is None:
             return
         try:
-            data = QuotaRequestCreate(requested_tokens=tokens, requested_rpm=rpm, requested_max_concurrent=concurrent,
-                                      justification=self.reason.value.strip())
+            data = QuotaRequestCreate(justification=self.reason.value.strip(), **amounts)
             async with get_database().session() as session:
                 await quota_requests.file_request(session, user_id=me.id, data=data)
         except InvalidRequest as exc:  # e.g. a request is already pending: shown with the form
@@ -200,7 +205,9 @@ class QuotaRequests:
 def _request_row(request: QuotaRequest) -> None:
     asked = [f'{request.requested_tokens:,} tokens' if request.requested_tokens else '',
              f'{request.requested_rpm:,} requests/min' if request.requested_rpm else '',
-             f'{request.requested_max_concurrent} at once' if request.requested_max_concurrent else '']
+             f'{request.requested_max_concurrent} at once' if request.requested_max_concurrent else '',
+             f'{request.requested_tts_chars:,} speech characters' if request.requested_tts_chars else '',
+             f'{request.requested_stt_seconds:,} transcription seconds' if request.requested_stt_seconds else '']
     with ui.row().classes('w-full items-start gap-3 no-wrap').mark('quota-request'):
         ui.badge(request.status, color=STATUS_COLORS.get(QuotaRequestStatus(request.status), 'grey')) \
             .mark(f'quota-status-{request.id}')

@@ -41,6 +41,8 @@ class QuotaRequest(SQLModel, table=True):
     requested_tokens: int | None = Field(default=None, ge=0, sa_type=BigInteger)
     requested_rpm: int | None = Field(default=None, ge=0)
     requested_max_concurrent: int | None = Field(default=None, ge=0)
+    requested_tts_chars: int | None = Field(default=None, ge=0, sa_type=BigInteger)  # characters read aloud a period
+    requested_stt_seconds: int | None = Field(default=None, ge=0, sa_type=BigInteger)  # audio seconds transcribed
     justification: str = Field(sa_type=Text)
     status: str = Field(default=QuotaRequestStatus.pending, sa_type=String(16), index=True)
     reviewer_id: int | None = Field(default=None, foreign_key='users.id', ondelete='SET NULL')

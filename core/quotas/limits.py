@@ -99,13 +99,15 @@ async def set_user_limits(session: AsyncSession, *, user: User, limits: UserLimi
     return await limits_of(session, user=user)
 
 
-async def raise_user_limits(session: AsyncSession, *, user: User, token_budget: int | None, rpm_limit: int | None,
-                            max_concurrent: int | None, note: str) -> None:
+async def raise_user_limits(session: AsyncSession, *, user: User, note: str, token_budget: int | None = None,
+                            rpm_limit: int | None = None, max_concurrent: int | None = None,
+                            tts_char_budget: int | None = None, stt_seconds_budget: int | None = None) -> None:
     """Set the given overrides, keeping the others (an approved quota request); not committed."""
     assert user.id is not None
     override = await session.get(QuotaOverride, user.id) or QuotaOverride(user_id=user.id)
     for field, value in (('token_budget', token_budget), ('rpm_limit', rpm_limit),
-                         ('max_concurrent', max_concurrent)):
+                         ('max_concurrent', max_concurrent), ('tts_char_budget', tts_char_budget),
+                         ('stt_seconds_budget', stt_seconds_budget)):
         if value is not None:
             setattr(override, field, value)
     override.note, override.updated_at = note[:255], utcnow()

@@ -30,9 +30,7 @@ class ReviewRow:
 
     id: int
     username: str
-    requested_tokens: int | None
-    requested_rpm: int | None
-    requested_max_concurrent: int | None
+    asked: dict[str, int]  # requested_tokens, requested_rpm, ... (quota_requests.ASKABLE): only what was asked for
     justification: str
     status: str
     created_at: datetime
@@ -119,8 +117,8 @@ async def review_list(session: AsyncSession, *, offset: int = 0, limit: int = 25
         assert user is not None and request.id is not None
         now = await limits.limits_of(session, user=user)
         rows.append(ReviewRow(
-            id=request.id, username=username, requested_tokens=request.requested_tokens,
-            requested_rpm=request.requested_rpm, requested_max_concurrent=request.requested_max_concurrent,
+            id=request.id, username=username,
+            asked={field: value for field in quota_requests.ASKABLE if (value := getattr(request, field)) is not None},
             justification=request.justification, status=request.status, created_at=request.created_at,
             reviewer=reviewer_name, review_note=request.review_note, reviewed_at=request.reviewed_at,
             current=dict(now.effective), role=now.role))

@@ -20,7 +20,15 @@ class QuotaRequestCreate(SQLModel):
     requested_tokens: int | None = Field(default=None, ge=1)
     requested_rpm: int | None = Field(default=None, ge=1)
     requested_max_concurrent: int | None = Field(default=None, ge=1)
+    requested_tts_chars: int | None = Field(default=None, ge=1)  # characters read aloud per quota period
+    requested_stt_seconds: int | None = Field(default=None, ge=1)  # seconds of audio transcribed per quota period
     justification: str = Field(min_length=10, max_length=4000)
+
+
+# what a request may ask for -> the user limit an approval raises
+ASKABLE = {'requested_tokens': 'token_budget', 'requested_rpm': 'rpm_limit',
+           'requested_max_concurrent': 'max_concurrent', 'requested_tts_chars': 'tts_char_budget',
+           'requested_stt_seconds': 'stt_seconds_budget'}
 
 
 class QuotaDecision(SQLModel):
@@ -30,20 +38,20 @@ class QuotaDecision(SQLModel):
     token_budget: int | None = Field(default=None, ge=1)
     rpm_limit: int | None = Field(default=None, ge=1)
     max_concurrent: int | None = Field(default=None, ge=1)
+    tts_char_budget: int | None = Field(default=None, ge=1)
+    stt_seconds_budget: int | None = Field(default=None, ge=1)
 
 
 async def file_request(session: AsyncSession, *, user_id: int, data: QuotaRequestCreate) -> QuotaRequest:
-    if data.requested_tokens is None and data.requested_rpm is None and data.requested_max_concurrent is None:
-        raise InvalidRequest('ask for something: requested_tokens, requested_rpm or requested_max_concurrent',
-                             param='requested_tokens')
+    asked = {field: getattr(data, field) for field in ASKABLE if getattr(data, field) is not None}
+    if not asked:
+        raise InvalidRequest(f'ask for something: {", ".join(ASKABLE)}', param='requested_tokens')
     pending = (await session.exec(select(QuotaRequest).where(
         QuotaRequest.user_id == user_id, QuotaRequest.status == QuotaRequestStatus.pending))).first()
     if pending is not None:
         raise InvalidRequest(f'you already have a pending request (id {pending.id}); wait for its decision',
                              param='requested_tokens')
-    request = QuotaRequest(user_id=user_id, requested_tokens=data.requested_tokens, requested_rpm=data.requested_rpm,
-                           requested_max_concurrent=data.requested_max_concurrent,
-                           justification=data.justification.strip())
+    request = QuotaRequest(user_id=user_id, justification=data.justification.strip(), **asked)
     session.add(request)
     await session.commit()
     await session.refresh(request)
@@ -71,11 +79,9 @@ async def decide(session: AsyncSession, *, request_id: int, reviewer_id: int, ap
     if approve:
         user = await session.get(User, request.user_id)
         assert user is not None  # the foreign key cascades
-        await raise_user_limits(
-            session, user=user, token_budget=decision.token_budget or request.requested_tokens,
-            rpm_limit=decision.rpm_limit or request.requested_rpm,
-            max_concurrent=decision.max_concurrent or request.requested_max_concurrent,
-            note=f'quota request {request_id}: {decision.note}'.rstrip(': '))
+        granted = {limit: getattr(decision, limit) or getattr(request, asked) for asked, limit in ASKABLE.items()}
+        await raise_user_limits(session, user=user, note=f'quota request {request_id}: {decision.note}'.rstrip(': '),
+                                **granted)
     request.status = QuotaRequestStatus.approved if approve else QuotaRequestStatus.denied
     request.reviewer_id, request.review_note, request.reviewed_at = reviewer_id, decision.note or None, utcnow()
     session.add(request)

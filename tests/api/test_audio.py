@@ -254,6 +254,34 @@ async def test_speech_budgets_answer_429_with_retry_after(app: FastAPI, admin: h
     assert mine['limits']['tts_char_budget'] == 20
 
 
+async def test_past_its_speech_budget_a_user_asks_for_more_and_an_approval_lets_it_speak_again(
+        admin: httpx.AsyncClient, alice_key: str, speaches: SpeechSim) -> None:
+    assert (await admin.put('/api/admin/users/alice/quota', json={'tts_char_budget': 20})).status_code == 200
+    alice = {'X-API-Key': alice_key}
+    speech = {'model': TTS, 'input': 'twenty-five characters!!', 'voice': 'af_heart', 'response_format': 'wav'}
+    assert (await admin.post('/v1/audio/speech', headers=alice, json=speech)).status_code == 200
+    assert (await admin.post('/v1/audio/speech', headers=alice, json=speech)).status_code == 429
+
+    reason = 'reading my thesis aloud to proofread it'
+    nothing = await admin.post('/api/account/quota-requests', headers=alice,
+                               json={'requested_tts_chars': 0, 'justification': reason})
+    assert nothing.status_code == 400 and nothing.json()['error']['param'] == 'requested_tts_chars', nothing.text
+    filed = await admin.post('/api/account/quota-requests', headers=alice, json={
+        'requested_tts_chars': 100_000, 'requested_stt_seconds': 600, 'justification': reason})
+    assert filed.status_code == 201, filed.text
+    assert (filed.json()['requested_tts_chars'], filed.json()['requested_stt_seconds']) == (100_000, 600)
+    [pending] = (await admin.get('/api/admin/quota-requests', params={'status': 'pending'})).json()
+    assert (pending['requested_tts_chars'], pending['requested_tokens']) == (100_000, None)
+
+    approved = await admin.post(f'/api/admin/quota-requests/{pending["id"]}/approve',
+                                json={'tts_char_budget': 5_000, 'note': 'five thousand for now'})
+    assert approved.status_code == 200 and approved.json()['status'] == 'approved', approved.text
+    effective = (await admin.get('/api/admin/users/alice/quota')).json()['effective']
+    assert (effective['tts_char_budget'], effective['stt_seconds_budget']) == (5_000, 600)  # as granted, as asked
+    assert effective['token_budget'] == 2_000_000  # not asked for: the role's
+    assert (await admin.post('/v1/audio/speech', headers=alice, json=speech)).status_code == 200  # at once
+
+
 async def test_audio_is_kept_only_when_an_admin_turns_capture_on(
         app: FastAPI, admin: httpx.AsyncClient, alice_key: str, speaches: SpeechSim, isolated_settings: Path) -> None:
     alice = {'X-API-Key': alice_key}

@@ -10,7 +10,7 @@ from core.accounts import service as accounts
 from core.db import Database
 from core.models import AdminAction
 from core.quotas import limits
-from core.quotas.quota_requests import QuotaRequestCreate, file_request
+from core.quotas.quota_requests import QuotaDecision, QuotaRequestCreate, decide, file_request
 from tests.ui.conftest import ADMIN, STUDENT
 
 
@@ -82,3 +82,25 @@ async def test_a_denied_request_leaves_the_limits_and_pending_ones_come_first(pe
     async with people.session() as session:
         logged = list(await session.exec(select(AdminAction.action)))
     assert logged == ['quota_request.deny']
+
+
+async def test_a_speech_request_shows_the_speech_budgets_and_an_approval_raises_them(
+        people: Database, user: User) -> None:
+    tokens_only = await ask(people, requested_tokens=3_000_000)
+    async with people.session() as session:  # decided, so that the student may file the speech one
+        admin = await accounts.get_user(session, username=ADMIN[0])
+        assert admin.id is not None
+        await decide(session, request_id=tokens_only, reviewer_id=admin.id, approve=False,
+                     decision=QuotaDecision(note='not now'))
+    speech = await ask(people, requested_tts_chars=100_000, requested_stt_seconds=1_800)
+    await open_as_admin(user)
+    await user.should_see(marker=f'grant-tts-{speech}')
+    await user.should_see(marker=f'grant-stt-{speech}')
+    await user.should_see(marker=f'now-grant-tokens-{speech}')  # the general limits, always
+    await user.should_not_see(marker=f'now-grant-tts-{tokens_only}')  # speech only where it was asked for
+
+    user.find(marker=f'grant-stt-{speech}').clear().type('900')
+    user.find(marker=f'approve-{speech}').click()
+    await user.should_see(f'Request of {STUDENT[0]} approved')
+    now = await effective_limits(people)
+    assert (now['tts_char_budget'], now['stt_seconds_budget']) == (100_000, 900)

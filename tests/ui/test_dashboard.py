@@ -171,3 +171,20 @@ async def test_a_student_asks_for_more_quota_and_sees_the_admins_decision(people
     await user.should_see(kind=ui.badge, content='approved', retries=SLOW)
     await user.should_see('Good luck with the thesis')
     await user.should_see('0 of 5,000,000 tokens (0.0%)', retries=SLOW)
+
+
+async def test_a_student_asks_for_more_speech_with_the_same_form(people: Database, user: User) -> None:
+    await open_my_dashboard(user)
+    await user.should_see('None yet.', retries=SLOW)
+    user.find(marker='quota-tts').type('0')
+    await user.should_see('Enter a whole number of at least 1')
+    user.find(marker='quota-tts').clear().type('200,000')
+    user.find(marker='quota-stt').type('3600')
+    user.find(marker='quota-reason').type('I listen to papers read aloud and dictate my notes.')
+    user.find(marker='quota-submit').click()
+    await user.should_see('Request sent', retries=SLOW)
+    await user.should_see('200,000 speech characters · 3,600 transcription seconds')
+
+    async with people.session() as session:
+        [filed] = await quota_requests.list_requests(session)
+    assert (filed.requested_tts_chars, filed.requested_stt_seconds, filed.requested_tokens) == (200_000, 3_600, None)
