@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -15,9 +16,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return int(sock.getsockname()[1])
+    """A port free now, for a server started later, chosen below the kernel's ephemeral range: a port the kernel
+    hands out for `bind(0)` could be given again, meanwhile, to a socket bound to port 0 (a test's simulated
+    engine, the demo's own), and the server would then fail to bind while the test talked to the wrong one."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10_000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f'no free port found below {low}')
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path('/proc/sys/net/ipv4/ip_local_port_range').read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return max(low, 12_000)
 
 
 @contextmanager

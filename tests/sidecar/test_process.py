@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY = 'process-test-key'
 
@@ -29,12 +30,6 @@ def env_without_key(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(('SIDECAR_', 'GPU_AGENT_'))}
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize(
