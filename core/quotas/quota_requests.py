@@ -43,7 +43,7 @@ class QuotaDecision(SQLModel):
 
 
 async def file_request(session: AsyncSession, *, user_id: int, data: QuotaRequestCreate) -> QuotaRequest:
-    asked = {field: getattr(data, field) for field in ASKABLE if getattr(data, field) is not None}
+    asked = {field: value for field in ASKABLE if (value := getattr(data, field)) is not None}
     if not asked:
         raise InvalidRequest(f'ask for something: {", ".join(ASKABLE)}', param='requested_tokens')
     pending = (await session.exec(select(QuotaRequest).where(
